@@ -1,0 +1,401 @@
+"""Parameter files: one YAML schema for every dataset, validated before any long work.
+
+A params file has the sections ``dataset``, ``features``, ``model``, ``train``,
+``analysis``, ``output`` and the scalars ``name`` and ``seed``. Everything not written
+takes the default below. :func:`load_params` reads a file with ``yaml.safe_load`` and
+checks it completely; a problem raises one :class:`ParamsError` that names the file and the
+key (with the nearest valid key for a typo), so a batch job fails in the first second, not
+after an hour of generation.
+
+Relative paths in a params file are resolved from the *project directory*: the directory
+that holds ``params/`` when the file lies in a folder named ``params``, else the file's
+own folder. So ``dataset.cache_dir: data/generated`` in ``params/jetclass.yaml`` means
+``<repo>/data/generated`` wherever the command is started (a notebook under papermill runs
+in ``notebooks/``).
+
+:meth:`Params.hash` is a stable SHA-256 of the resolved settings of the chosen sections;
+caches (generated data, trained models) are named by it.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import glob as _glob
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ParamsError", "Params", "load_params", "params_from_dict", "SCHEMA", "stable_hash"]
+
+
+class ParamsError(ValueError):
+    """A params file (or override) is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of the schema: accepted types, default and an optional range check."""
+
+    types: tuple[type, ...]
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None
+    #: the value is a path (or list of paths) resolved against the project directory
+    path: bool = False
+    nullable: bool = False
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _fraction(v: Any) -> str | None:
+    return None if 0 < v < 1 else "must be between 0 and 1 (exclusive)"
+
+
+def _one_of(*choices: Any) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v in choices else f"must be one of {', '.join(map(repr, choices))}"
+
+    return check
+
+
+def _split(v: Any) -> str | None:
+    if len(v) != 3 or any(not isinstance(x, int | float) or x < 0 for x in v):
+        return "must be a list of three non-negative fractions [train, val, test]"
+    if abs(sum(v) - 1.0) > 1e-6:
+        return f"fractions must sum to 1 (they sum to {sum(v):g})"
+    return None
+
+
+def _int_list(v: Any) -> str | None:
+    if any(not isinstance(x, int) or isinstance(x, bool) or x <= 0 for x in v):
+        return "must be a list of positive integers"
+    return None
+
+
+INT, FLOAT, STR, BOOL, LIST = (int,), (int, float), (str,), (bool,), (list,)
+
+#: The schema: section -> key -> Field. Scalars at top level live under "".
+SCHEMA: dict[str, dict[str, Field]] = {
+    "": {
+        "name": Field(STR, None, "run name: outputs go to figures/<name>, runs/<name>, models/<name>",
+                      nullable=True),
+        "seed": Field(INT, 42, "master seed of generation, splits, initialisation and training",
+                      _non_negative),
+    },
+    "dataset": {
+        "name": Field(STR, "jetclass", "dataset family",
+                      _one_of("jetclass", "toplandscape", "quarkgluon")),
+        "source": Field(STR, "generate", "generate the embedded default data, or read files",
+                        _one_of("generate", "files")),
+        "files": Field(LIST, [], "source: files: paths, globs or directories of the data",
+                       path=True),
+        "test_files": Field(LIST, [], "optional separate test files (else split from `files`)",
+                            path=True),
+        "format": Field(STR, "auto", "file format (auto-detected by default)",
+                        _one_of("auto", "jetclass-root", "toplandscape-root", "quarkgluon-root",
+                                "toplandscape-h5", "quarkgluon-npz", "toplandscape-parquet",
+                                "quarkgluon-parquet")),
+        "jets_per_class": Field(INT, 8000, "generate: jets per class (rounded up to whole files)",
+                                _positive),
+        "jets_per_file": Field(INT, 1000, "generate: jets per output file (one chunk of work)",
+                               _positive),
+        "classes": Field(LIST, None, "generate: subset of classes (default: all)", nullable=True),
+        "workers": Field(INT, 0, "generate: worker processes (0 = all cores)", _non_negative),
+        "cache_dir": Field(STR, "data/generated", "where generated files are cached", path=True),
+        "split": Field(LIST, [0.8, 0.1, 0.1], "train/val/test fractions of the jets", _split),
+    },
+    "features": {
+        "set": Field(STR, "kin", "particle feature set (SPEC 2.2)",
+                     _one_of("kin", "kinpid", "kinpidplus", "full")),
+        "max_particles": Field(INT, 128, "padded length P", _positive),
+        "clip": Field(BOOL, True, "clip standardized features to [-5, 5] as weaver does"),
+        "pair_features": Field(INT, 4, "pairwise features: 1 [lnD], 3 [lnkT, lnz, lnD], 4 (+ln m2)",
+                               _one_of(0, 1, 3, 4)),
+    },
+    "model": {
+        "embed_dims": Field(LIST, [128, 512, 128], "particle embedding MLP widths", _int_list),
+        "pair_embed_dims": Field(LIST, [64, 64, 64], "pair embedding widths ([] = ParT-plain)",
+                                 lambda v: None if not v else _int_list(v)),
+        "num_heads": Field(INT, 8, "attention heads", _positive),
+        "num_layers": Field(INT, 8, "particle-attention blocks", _positive),
+        "num_cls_layers": Field(INT, 2, "class-attention blocks", _positive),
+        "dropout": Field(FLOAT, 0.1, "dropout in particle blocks", _non_negative),
+        "checkpoint": Field(STR, None, "load this state dict instead of the trained default",
+                            nullable=True, path=True),
+    },
+    "train": {
+        "optimizer": Field(STR, "ranger", "ranger (RAdam + Lookahead, SPEC 2.6) or adamw",
+                           _one_of("ranger", "adamw")),
+        "lr": Field(FLOAT, 1e-3, "learning rate", _positive),
+        "weight_decay": Field(FLOAT, 0.0, "weight decay (not on biases, norms, cls_token)",
+                              _non_negative),
+        "schedule": Field(STR, "flat+decay", "learning-rate schedule",
+                          _one_of("flat+decay", "none")),
+        "epochs": Field(INT, 6, "training epochs", _positive),
+        "batch_size": Field(INT, 256, "global batch size", _positive),
+        "max_jets": Field(INT, None, "cap on training jets (default: the whole train split)",
+                          _positive, nullable=True),
+        "threads": Field(INT, 0, "torch threads per process (0 = torch's default)", _non_negative),
+    },
+    "analysis": {
+        "n_jets": Field(INT, 2000, "jets per analysis (test split)", _positive),
+        "batch_size": Field(INT, 100, "jets per forward pass in analyses", _positive),
+        "progress": Field(BOOL, True, "show progress bars"),
+    },
+    "output": {
+        "figures": Field(STR, "figures/{name}", "figures and tables", path=True),
+        "runs": Field(STR, "runs/{name}", "executed notebooks", path=True),
+        "models": Field(STR, "models/{name}", "checkpoints and training logs", path=True),
+    },
+}
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list: "a list"}
+    if types == FLOAT:
+        return "a number"
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else f" (valid keys: {', '.join(valid)})"
+
+
+def stable_hash(obj: Any, length: int = 12) -> str:
+    """SHA-256 of the canonical JSON of ``obj`` (sorted keys), first ``length`` hex digits."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+class Section(Mapping):
+    """Read-only attribute access to one validated section (``p.dataset.jets_per_class``)."""
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = values
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Section({self._values!r})"
+
+
+class Params:
+    """Validated parameters. Sections are attributes; ``to_dict()`` gives plain data."""
+
+    def __init__(self, values: dict[str, Any], source: Path | None, root: Path):
+        self._values = values
+        self.source = source
+        self.root = root
+
+    def __getattr__(self, key: str) -> Any:
+        values = self.__dict__.get("_values", {})
+        if key in values:
+            v = values[key]
+            return Section(v) if isinstance(v, dict) else v
+        raise AttributeError(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self._values)
+
+    def hash(self, *sections: str, length: int = 12) -> str:
+        """Stable hash of the given sections (all when none given) for cache names."""
+        data = self._values if not sections else {s: self._values[s] for s in sections}
+        return stable_hash(data, length)
+
+    def __repr__(self) -> str:
+        return f"Params({self.source or '<dict>'}: {self._values!r})"
+
+
+def _project_root(path: Path) -> Path:
+    path = path.resolve()
+    return path.parent.parent if path.parent.name == "params" else path.parent
+
+
+def _resolve_path(value: str, root: Path, name: str) -> str:
+    value = os.path.expanduser(value.replace("{name}", name))
+    return str(value if os.path.isabs(value) else root / value)
+
+
+def _has_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def params_from_dict(
+    data: Mapping[str, Any] | None,
+    *,
+    source: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    check_files: bool = True,
+) -> Params:
+    """Validate ``data`` against :data:`SCHEMA` and return :class:`Params`.
+
+    Args:
+        data: the parsed YAML (a mapping of sections) or None for all defaults.
+        source: file the data came from (named in error messages).
+        root: project directory for relative paths (default: derived from ``source``,
+            else the current directory).
+        check_files: check that ``dataset.files`` and ``model.checkpoint`` exist.
+
+    Raises:
+        ParamsError: naming the file and the offending key.
+    """
+    where = str(source) if source is not None else "<params>"
+    if root is None:
+        root = _project_root(Path(source)) if source is not None else Path.cwd()
+    root = Path(root).resolve()
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ParamsError(f"{where}: the file must hold a mapping of sections, not {type(data).__name__}")
+
+    sections = [s for s in SCHEMA if s]
+    valid_top = sections + list(SCHEMA[""])
+    out: dict[str, Any] = {}
+    for key in data:
+        if key not in valid_top:
+            raise ParamsError(f"{where}: unknown key {key!r}{_suggest(str(key), valid_top)}")
+
+    def validate(section: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        spec = SCHEMA[section]
+        result: dict[str, Any] = {}
+        for key in raw:
+            if key not in spec:
+                full = f"{section}.{key}" if section else key
+                raise ParamsError(f"{where}: unknown key {full!r}{_suggest(str(key), list(spec))}")
+        for key, f in spec.items():
+            full = f"{section}.{key}" if section else key
+            value = raw.get(key, copy.deepcopy(f.default))
+            if value is None:
+                if not f.nullable and f.default is not None:
+                    raise ParamsError(f"{where}: {full} must not be empty")
+                result[key] = None
+                continue
+            ok = isinstance(value, f.types) and not (isinstance(value, bool) and bool not in f.types)
+            if not ok:
+                raise ParamsError(
+                    f"{where}: {full} must be {_type_name(f.types)}, got {value!r} "
+                    f"({type(value).__name__})"
+                )
+            if f.check is not None:
+                problem = f.check(value)
+                if problem:
+                    raise ParamsError(f"{where}: {full} = {value!r} {problem}")
+            result[key] = value
+        return result
+
+    out.update(validate("", {k: data[k] for k in SCHEMA[""] if k in data}))
+    for section in sections:
+        raw = data.get(section) or {}
+        if not isinstance(raw, Mapping):
+            raise ParamsError(f"{where}: section {section!r} must be a mapping of keys")
+        out[section] = validate(section, raw)
+
+    if out["name"] is None:
+        out["name"] = out["dataset"]["name"]
+    name = out["name"]
+    # Resolve paths against the project directory.
+    for section in sections:
+        for key, f in SCHEMA[section].items():
+            if not f.path or out[section][key] is None:
+                continue
+            value = out[section][key]
+            if isinstance(value, list):
+                for item in value:
+                    if not isinstance(item, str):
+                        raise ParamsError(f"{where}: {section}.{key} must be a list of paths, "
+                                          f"got the item {item!r}")
+                out[section][key] = [_resolve_path(v, root, name) for v in value]
+            else:
+                out[section][key] = _resolve_path(value, root, name)
+
+    ds = out["dataset"]
+    if ds["source"] == "files" and not ds["files"]:
+        raise ParamsError(f"{where}: dataset.source is 'files' but dataset.files is empty")
+    if ds["classes"] is not None:
+        from .data.schema import DATASETS
+
+        valid = DATASETS[ds["name"]].classes
+        for c in ds["classes"]:
+            if c not in valid:
+                raise ParamsError(f"{where}: dataset.classes: {c!r} is not a class of "
+                                  f"{ds['name']}{_suggest(str(c), list(valid))}")
+    if out["model"]["embed_dims"][-1] % out["model"]["num_heads"]:
+        raise ParamsError(f"{where}: model.embed_dims[-1] = {out['model']['embed_dims'][-1]} "
+                          f"is not divisible by model.num_heads = {out['model']['num_heads']}")
+    if check_files:
+        for key in ("files", "test_files"):
+            for pattern in ds[key] if ds["source"] == "files" else []:
+                matches = _glob.glob(pattern, recursive=True) if _has_glob(pattern) else (
+                    [pattern] if os.path.exists(pattern) else [])
+                if not matches:
+                    raise ParamsError(f"{where}: dataset.{key}: {pattern} matches no file")
+        ckpt = out["model"]["checkpoint"]
+        if ckpt is not None and not os.path.isfile(ckpt):
+            raise ParamsError(f"{where}: model.checkpoint: {ckpt} does not exist")
+    return Params(out, Path(source) if source is not None else None, root)
+
+
+def load_params(
+    path: str | os.PathLike, overrides: Mapping[str, Any] | None = None, *, check_files: bool = True
+) -> Params:
+    """Load and validate a params YAML file.
+
+    Args:
+        path: the YAML file.
+        overrides: dotted keys to override after loading, e.g. ``{"dataset.jets_per_class": 100}``
+            (how the CLI options and notebook parameters reach the schema).
+        check_files: check that input files exist.
+
+    Raises:
+        ParamsError: a missing or unparsable file, or any invalid key or value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: the file must hold a mapping of sections")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise ParamsError(f"{path}: cannot override {dotted}: {part} is not a section")
+        node[leaf] = value
+    return params_from_dict(data, source=path, check_files=check_files)
