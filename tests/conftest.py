@@ -1,0 +1,50 @@
+"""Shared fixtures: a headless matplotlib, and small generated datasets made once per session.
+
+The generated samples are real Pythia 8 + FastJet output (no mocks), generated into a
+temporary cache with the same code path as ``partnb generate``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parent.parent
+PARAMS = REPO / "params"
+
+#: Jets per class of the session samples: enough for a mass peak per class, fast on 2 cores.
+SAMPLE_JETS = {"jetclass": 100, "toplandscape": 150, "quarkgluon": 150}
+
+
+def _generate(dataset: str, cache_dir: Path, jets_per_class: int):
+    from partnb.data.generate import GenerationConfig, generate
+
+    config = GenerationConfig(dataset, jets_per_class=jets_per_class, jets_per_file=jets_per_class,
+                              seed=2024)
+    files = generate(config, cache_dir, workers=os.cpu_count() or 1, progress=False)
+    return config, files
+
+
+@pytest.fixture(scope="session")
+def generated_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("generated")
+
+
+@pytest.fixture(scope="session")
+def jetclass_sample(generated_cache):
+    return _generate("jetclass", generated_cache, SAMPLE_JETS["jetclass"])
+
+
+@pytest.fixture(scope="session")
+def toplandscape_sample(generated_cache):
+    return _generate("toplandscape", generated_cache, SAMPLE_JETS["toplandscape"])
+
+
+@pytest.fixture(scope="session")
+def quarkgluon_sample(generated_cache):
+    return _generate("quarkgluon", generated_cache, SAMPLE_JETS["quarkgluon"])
