@@ -1,0 +1,1 @@
+"""Analyses: one module per family, each streaming over batches of jets."""

@@ -1,0 +1,168 @@
+"""Per-class distributions of jets and of their constituents' input features.
+
+Streams over the files in chunks and fills fixed-binning histograms, so the memory used
+does not depend on the number of jets. Used by ``notebooks/01_datasets``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import awkward as ak
+import numpy as np
+
+__all__ = ["ClassHistograms", "JET_OBSERVABLES", "jet_histograms", "feature_histograms",
+           "histogram_rows", "summary_rows"]
+
+#: Jet observables of the dataset figure: field -> (label, bin edges).
+JET_OBSERVABLES = {
+    "jet_pt": (r"jet $p_T$ [GeV]", np.linspace(400, 1100, 71)),
+    "jet_mass": (r"jet mass [GeV]", np.linspace(0, 300, 61)),
+    "jet_sdmass": (r"soft-drop mass [GeV]", np.linspace(0, 300, 61)),
+    "jet_nparticles": ("constituents", np.arange(0.5, 160.5, 3.0)),
+}
+
+
+@dataclass
+class ClassHistograms:
+    """Histograms per class of several variables, with the same binning for every class."""
+
+    classes: tuple[str, ...]
+    edges: dict[str, np.ndarray]
+    labels: dict[str, str]
+    counts: dict[str, np.ndarray] = field(default_factory=dict)  # var -> (n_classes, n_bins)
+    n_jets: np.ndarray | None = None
+    #: per class, per variable: sum and count of values (for means), under/overflow included
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    entries: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self):
+        k = len(self.classes)
+        for v, e in self.edges.items():
+            self.counts.setdefault(v, np.zeros((k, len(e) - 1), dtype=np.int64))
+            self.sums.setdefault(v, np.zeros(k))
+            self.entries.setdefault(v, np.zeros(k, dtype=np.int64))
+        if self.n_jets is None:
+            self.n_jets = np.zeros(k, dtype=np.int64)
+
+    def fill(self, var: str, values: np.ndarray, class_index: np.ndarray) -> None:
+        e = self.edges[var]
+        values = np.asarray(values, dtype=np.float64)
+        class_index = np.asarray(class_index)
+        flat = np.clip(np.searchsorted(e, values, side="right") - 1, -1, len(e) - 1)
+        inside = (flat >= 0) & (flat < len(e) - 1)
+        np.add.at(self.counts[var], (class_index[inside], flat[inside]), 1)
+        np.add.at(self.sums[var], class_index, values)
+        np.add.at(self.entries[var], class_index, 1)
+
+    def density(self, var: str) -> np.ndarray:
+        """Counts normalised to unit area per class (all entries, overflow included)."""
+        widths = np.diff(self.edges[var])
+        tot = np.maximum(self.entries[var], 1)[:, None]
+        return self.counts[var] / tot / widths[None, :]
+
+    def mean(self, var: str) -> np.ndarray:
+        return self.sums[var] / np.maximum(self.entries[var], 1)
+
+    def median(self, var: str) -> np.ndarray:
+        """Median from the histogram (bin-centre resolution), per class."""
+        out = np.full(len(self.classes), np.nan)
+        centres = 0.5 * (self.edges[var][1:] + self.edges[var][:-1])
+        for c in range(len(self.classes)):
+            cum = np.cumsum(self.counts[var][c])
+            if cum[-1]:
+                out[c] = centres[np.searchsorted(cum, 0.5 * cum[-1])]
+        return out
+
+
+def _limit_per_class(chunk: ak.Array, seen: np.ndarray, limit: int | None) -> ak.Array:
+    if limit is None:
+        return chunk
+    label = np.asarray(chunk.label)
+    keep = np.zeros(len(label), dtype=bool)
+    for c in np.unique(label):
+        idx = np.flatnonzero(label == c)
+        room = max(0, limit - int(seen[c]))
+        keep[idx[:room]] = True
+    return chunk[keep]
+
+
+def jet_histograms(files, classes: Sequence[str], *, max_jets_per_class: int | None = None,
+                   observables: dict | None = None, step_size: int = 50_000) -> ClassHistograms:
+    """Histograms of the jet observables per class (streaming over ``files``)."""
+    from ..data.io import iterate_jets
+
+    observables = observables or JET_OBSERVABLES
+    h = ClassHistograms(tuple(classes), {k: v[1] for k, v in observables.items()},
+                        {k: v[0] for k, v in observables.items()})
+    for chunk in iterate_jets(files, step_size=step_size):
+        chunk = _limit_per_class(chunk, h.n_jets, max_jets_per_class)
+        if len(chunk) == 0:
+            continue
+        label = np.asarray(chunk.label)
+        np.add.at(h.n_jets, label, 1)
+        for var in observables:
+            if var in chunk.fields:
+                h.fill(var, np.asarray(chunk[var]), label)
+        if max_jets_per_class is not None and np.all(h.n_jets >= max_jets_per_class):
+            break
+    return h
+
+
+def feature_histograms(files, classes: Sequence[str], feature_set: str, *, max_particles: int = 128,
+                       clip: bool = True, max_jets_per_class: int | None = None,
+                       step_size: int = 20_000) -> ClassHistograms:
+    """Histograms of each standardized particle input feature over real particles, per class."""
+    from ..data.features import FEATURE_SETS, build_inputs, required_branches
+    from ..data.io import iterate_jets
+
+    specs = FEATURE_SETS[feature_set]
+    edges = {}
+    for s in specs:
+        if s.name in ("part_deta", "part_dphi"):  # raw angular offsets from the jet axis
+            edges[s.name] = np.linspace(-1.0, 1.0, 81)
+        elif s.center is None:  # raw: charge, PID flags, tanh(impact parameters)
+            edges[s.name] = np.linspace(-1.5, 1.5, 61)
+        else:  # standardized and clipped to [lo, hi]
+            edges[s.name] = np.linspace(s.lo - 0.5, s.hi + 0.5, 61)
+    h = ClassHistograms(tuple(classes), edges, {s.name: s.name for s in specs})
+    branches = list(required_branches(feature_set))
+    for chunk in iterate_jets(files, step_size=step_size, branches=branches):
+        chunk = _limit_per_class(chunk, h.n_jets, max_jets_per_class)
+        if len(chunk) == 0:
+            continue
+        inputs = build_inputs(chunk, feature_set, max_particles=max_particles, clip=clip)
+        np.add.at(h.n_jets, inputs.label, 1)
+        real = inputs.mask[:, 0, :] > 0
+        cls = np.broadcast_to(inputs.label[:, None], real.shape)[real]
+        for k, s in enumerate(specs):
+            h.fill(s.name, inputs.features[:, k, :][real], cls)
+        if max_jets_per_class is not None and np.all(h.n_jets >= max_jets_per_class):
+            break
+    return h
+
+
+def histogram_rows(h: ClassHistograms) -> list[dict]:
+    """Long-format table of the normalised histograms: variable, class, bin edges, density."""
+    rows = []
+    for var, e in h.edges.items():
+        dens = h.density(var)
+        for c, name in enumerate(h.classes):
+            for b in range(len(e) - 1):
+                rows.append({"variable": var, "class": name, "bin_low": float(e[b]),
+                             "bin_high": float(e[b + 1]), "count": int(h.counts[var][c, b]),
+                             "density": float(dens[c, b])})
+    return rows
+
+
+def summary_rows(h: ClassHistograms) -> list[dict]:
+    """Per class: jets, mean of each variable, median of each variable (histogram median)."""
+    rows = []
+    for c, name in enumerate(h.classes):
+        row = {"class": name, "n_jets": int(h.n_jets[c])}
+        for var in h.edges:
+            row[f"mean_{var}"] = float(h.mean(var)[c]) if h.entries[var][c] else float("nan")
+            row[f"median_{var}"] = float(h.median(var)[c])
+        rows.append(row)
+    return rows

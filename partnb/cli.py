@@ -1,0 +1,172 @@
+"""The ``partnb`` command.
+
+    partnb generate params/<dataset>.yaml [--jets-per-class N] [--out DIR] [--workers N]
+    partnb info <file | glob | directory | params.yaml> [--json]
+    partnb run params/<dataset>.yaml [--only 01,03]
+
+Bad input (a params key, a file, a branch) ends the command with one line on stderr that
+names it and a non-zero exit status, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+#: Exit status for invalid input (params, files): argparse uses 2 for usage errors too.
+EXIT_BAD_INPUT = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .data.io import DataError
+    from .params import ParamsError
+
+    errors: list[type[BaseException]] = [ParamsError, DataError]
+    try:
+        from .data.features import FeatureError
+
+        errors.append(FeatureError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def _cmd_generate(args) -> int:
+    from .data import dataset_files
+    from .params import load_params
+
+    overrides = {"dataset.workers": args.workers}
+    params = load_params(args.params, overrides)
+    if params.dataset.source != "generate":
+        print(f"partnb: {args.params}: dataset.source is 'files'; nothing to generate",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    ds = dataset_files(params, jets_per_class=args.jets_per_class, cache_dir=args.out,
+                       progress=not args.no_progress)
+    print(f"{len(ds.files)} files of {ds.dataset} in {ds.files[0].parent}")
+    return 0
+
+
+def _info_target(target: str):
+    """(paths, card) for a file/glob/directory, or the files of a params file."""
+    p = Path(target)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        from .data import dataset_files
+        from .params import load_params
+
+        params = load_params(p)
+        ds = dataset_files(params, generate=False)
+        return list(ds.files), ds.card
+    return target, None
+
+
+def _cmd_info(args) -> int:
+    from .data import summarize
+
+    paths, card = _info_target(args.target)
+    summary = summarize(paths)
+    if card is None and summary["format"].endswith("-root"):
+        card = _card_from_manifest(paths)
+    if args.json:
+        if card:
+            summary["card"] = card
+        print(json.dumps(summary))
+        return 0
+    print(f"format: {summary['format']} ({summary['dataset']}), {summary['n_files']} file(s), "
+          f"{summary['n_jets']} jets")
+    print(f"{'class':<8} {'jets':>10} {'<multiplicity>':>15} {'median mass [GeV]':>18}")
+    for c in summary["classes"]:
+        mult = "-" if c["mean_multiplicity"] is None else f"{c['mean_multiplicity']:.1f}"
+        mass = "-" if c["median_mass"] is None else f"{c['median_mass']:.1f}"
+        print(f"{c['name']:<8} {c['n_jets']:>10} {mult:>15} {mass:>18}")
+    if card:
+        print()
+        print(card)
+    return 0
+
+
+def _card_from_manifest(paths) -> str | None:
+    from .data.io import expand_paths
+
+    first = expand_paths(paths)[0]
+    manifest = first.parent / "manifest.json"
+    if manifest.is_file():
+        try:
+            return json.loads(manifest.read_text()).get("card")
+        except ValueError:
+            return None
+    return None
+
+
+def _cmd_run(args) -> int:
+    from .params import load_params
+    from .runner import list_notebooks, run_notebooks
+
+    load_params(args.params)  # fail fast on a bad params file
+    only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
+    try:
+        list_notebooks(only)
+    except ValueError as exc:
+        print(f"partnb: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    results = run_notebooks(args.params, only=only)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"partnb: notebooks/{r.notebook}.ipynb failed at {r.error} "
+              f"(executed copy: {r.output})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="partnb",
+        description="Reproducible companion to 'Why Is Attention Sparse in Particle Transformer?'",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate the embedded default data (Pythia 8 + FastJet)")
+    g.add_argument("params", help="params YAML file (dataset.source: generate)")
+    g.add_argument("--jets-per-class", type=int, default=None, metavar="N",
+                   help="jets per class (default: dataset.jets_per_class)")
+    g.add_argument("--out", default=None, metavar="DIR",
+                   help="cache directory (default: dataset.cache_dir)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes (default: dataset.workers; 0 = all cores)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.set_defaults(func=_cmd_generate)
+
+    i = sub.add_parser("info", help="describe a dataset: format, jets, classes")
+    i.add_argument("target", help="a file, glob, directory, or params YAML")
+    i.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    i.set_defaults(func=_cmd_info)
+
+    r = sub.add_parser("run", help="execute every notebook for one params file (papermill)")
+    r.add_argument("params", help="params YAML file")
+    r.add_argument("--only", default=None, metavar="NN,...",
+                   help="comma-separated notebook numbers or names, e.g. 01,03")
+    r.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "jets_per_class", None) is not None and args.jets_per_class <= 0:
+        parser.error("--jets-per-class must be positive")
+    try:
+        return args.func(args)
+    except _user_errors() as exc:
+        print(f"partnb: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("partnb: interrupted; complete files are kept and the next run resumes",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Where outputs go and how they are written: every figure next to the table behind it.
+
+One module owns the output paths (as showyourwork does): a figure ``NN_what`` of a run
+named ``name`` is ``figures/<name>/NN_what.png`` and ``.pdf``, and its numbers are in
+``figures/<name>/NN_what.csv`` (or ``.json``). Files are written to a temporary name and
+renamed, so a reader (a test, the comparison notebook) never sees half a table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["figure_dir", "save_figure", "save_table", "save_json", "atomic_write_text"]
+
+
+def figure_dir(params) -> Path:
+    """``output.figures`` of the params, created if needed."""
+    path = Path(params.output.figures)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_figure(fig, out_dir: str | os.PathLike, stem: str, *, formats: Sequence[str] = ("png", "pdf"),
+                dpi: int = 150) -> list[Path]:
+    """Save ``fig`` as ``out_dir/stem.<fmt>`` for each format (atomic) and close it."""
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = out_dir / f"{stem}.{fmt}"
+        tmp = out_dir / f".{stem}.tmp-{os.getpid()}.{fmt}"
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
+        os.replace(tmp, path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def save_table(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, stem: str) -> Path:
+    """Write a list of flat records as ``out_dir/stem.csv`` (columns in first-row order)."""
+    import csv
+    import io
+
+    if not rows:
+        raise ValueError(f"table {stem!r} has no rows")
+    columns = list(rows[0])
+    for r in rows[1:]:
+        columns += [c for c in r if c not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _fmt(v) for k, v in r.items()})
+    return atomic_write_text(Path(out_dir) / f"{stem}.csv", buf.getvalue())
+
+
+def save_json(data: Any, out_dir: str | os.PathLike, stem: str) -> Path:
+    """Write ``data`` as ``out_dir/stem.json`` (numpy scalars and arrays converted)."""
+    return atomic_write_text(Path(out_dir) / f"{stem}.json",
+                             json.dumps(data, indent=1, default=_to_builtin) + "\n")
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def _to_builtin(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")

@@ -1,0 +1,50 @@
+"""Figure functions: one function per figure kind, in mplhep's style."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["use_style", "class_histogram_grid"]
+
+
+def use_style() -> None:
+    """mplhep's ROOT-like style with a moderate default size for notebooks and papers."""
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+
+    plt.style.use(hep.style.ROOT)
+    plt.rcParams.update({"figure.figsize": (6.4, 4.8), "font.size": 11, "axes.labelsize": 12,
+                         "legend.fontsize": 8, "xtick.labelsize": 10, "ytick.labelsize": 10})
+
+
+def class_histogram_grid(h, variables: Sequence[str] | None = None, *, ncols: int = 2,
+                         logy: Sequence[str] = (), title: str | None = None):
+    """Normalised per-class step histograms of ``variables`` of a ``ClassHistograms``, one
+    panel each. Returns the figure."""
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+
+    variables = list(variables or h.edges)
+    nrows = int(np.ceil(len(variables) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.9 * nrows), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, var in zip(axes.flat, variables, strict=False):
+        dens = h.density(var)
+        for c, name in enumerate(h.classes):
+            if h.entries[var][c] == 0:
+                continue
+            hep.histplot(dens[c], h.edges[var], ax=ax, label=name, color=colors(c % 10), lw=1.3)
+        ax.set_xlabel(h.labels.get(var, var))
+        ax.set_ylabel("density")
+        if var in logy:
+            ax.set_yscale("log")
+        ax.set_xlim(h.edges[var][0], h.edges[var][-1])
+    for ax in list(axes.flat)[len(variables):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(ncol=2 if len(h.classes) > 4 else 1)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

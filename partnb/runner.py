@@ -1,0 +1,100 @@
+"""Run the notebooks in batch with papermill: one params file, every notebook.
+
+``partnb run params/<dataset>.yaml`` executes ``notebooks/NN_*.ipynb`` in order with the
+params file injected as the ``params_file`` parameter and progress bars off, writes the
+executed notebooks to ``output.runs`` and prints one line per notebook with its run time.
+A failing notebook is named with the failing cell; the remaining notebooks still run and the
+command exits non-zero at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["NOTEBOOK_DIR", "KERNEL_NAME", "list_notebooks", "ensure_kernel", "run_notebooks",
+           "NotebookResult"]
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+KERNEL_NAME = "partnb"
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    seconds: float
+    output: Path
+    error: str | None = None
+
+
+def list_notebooks(only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The ``NN_*.ipynb`` notebooks, in order; ``only`` picks by number or name.
+
+    Raises:
+        ValueError: an entry of ``only`` matches no notebook (naming it and the choices).
+    """
+    books = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return books
+    chosen = []
+    for key in only:
+        match = [b for b in books if b.stem == key or b.stem.split("_", 1)[0] == key]
+        if not match:
+            names = ", ".join(b.stem for b in books)
+            raise ValueError(f"--only {key}: no such notebook (available: {names})")
+        chosen += [m for m in match if m not in chosen]
+    return sorted(chosen)
+
+
+def ensure_kernel(name: str = KERNEL_NAME) -> str:
+    """Make sure a Jupyter kernel ``name`` running this Python exists (no NoSuchKernel)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().find_kernel_specs()
+    if name not in specs:
+        from ipykernel.kernelspec import install
+
+        install(kernel_name=name, display_name=name, prefix=sys.prefix)
+    return name
+
+
+def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = None,
+                  log=print) -> list[NotebookResult]:
+    """Execute the notebooks for one params file; returns one result per notebook."""
+    import papermill as pm
+
+    from .params import load_params
+
+    params_file = Path(params_file).resolve()
+    params = load_params(params_file)
+    books = list_notebooks(only)
+    kernel = ensure_kernel()
+    runs = Path(params.output.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    results = []
+    for book in books:
+        out = runs / book.name
+        t0 = time.perf_counter()
+        error = None
+        try:
+            pm.execute_notebook(
+                str(book), str(out), parameters={"params_file": str(params_file), "progress": False},
+                kernel_name=kernel, cwd=str(book.parent), progress_bar=False,
+                log_output=False,
+            )
+        except pm.PapermillExecutionError as exc:
+            error = f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: {_first_line(exc.evalue)}"
+        seconds = time.perf_counter() - t0
+        status = "ok" if error is None else f"FAILED at {error}"
+        log(f"{book.stem:<28} {seconds:8.1f} s  {status}")
+        results.append(NotebookResult(book.stem, seconds, out, error))
+    return results
+
+
+def _first_line(text: str) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))
+    return text.strip().splitlines()[0] if text.strip() else ""
