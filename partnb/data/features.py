@@ -397,6 +397,10 @@ def build_inputs(
     nan_counts: dict[str, int] = {}
 
     def fill(target: np.ndarray, names: tuple[str, ...], values_of) -> None:
+        # one 1-D scatter per channel into the contiguous (B, C, P) buffer: several times
+        # faster than 2-D fancy indexing of a strided channel view
+        flat_target = target.reshape(-1)
+        base = rows * (target.shape[1] * max_particles) + cols
         for channel, name in enumerate(names):
             values = values_of(channel, name)
             nan = np.isnan(values)
@@ -404,7 +408,7 @@ def build_inputs(
             if n_nan:
                 nan_counts[name] = nan_counts.get(name, 0) + n_nan
                 values = np.where(nan, 0.0, values)
-            target[:, channel, :][rows, cols] = values
+            flat_target[base + channel * max_particles] = values
 
     features = np.zeros((n_jets, len(specs), max_particles), dtype=out_dtype)
     vectors = np.zeros((n_jets, 4, max_particles), dtype=out_dtype)
