@@ -1,0 +1,35 @@
+"""The Particle Transformer (weaver-core 0.4.x semantics), probes, interventions, checkpoints."""
+
+from partnb.model.checkpoint import (
+    CheckpointError,
+    build_model,
+    fold_w05_into_w04,
+    infer_config,
+    load_state_dict_any,
+    read_checkpoint_extra,
+    save_checkpoint,
+)
+from partnb.model.part import (
+    GELU_MIN,
+    AttentionProbe,
+    Intervention,
+    ParticleTransformer,
+    cls_layer_key,
+    zero_pair_embed_params,
+)
+
+__all__ = [
+    "GELU_MIN",
+    "AttentionProbe",
+    "CheckpointError",
+    "Intervention",
+    "ParticleTransformer",
+    "build_model",
+    "cls_layer_key",
+    "fold_w05_into_w04",
+    "infer_config",
+    "load_state_dict_any",
+    "read_checkpoint_extra",
+    "save_checkpoint",
+    "zero_pair_embed_params",
+]
