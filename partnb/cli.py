@@ -3,6 +3,8 @@
     partnb generate params/<dataset>.yaml [--jets-per-class N] [--out DIR] [--workers N]
     partnb info <file | glob | directory | params.yaml> [--json]
     partnb run params/<dataset>.yaml [--only 01,03]
+    partnb train params/<dataset>.yaml [--epochs N] [--no-progress]
+    partnb evaluate params/<dataset>.yaml [--checkpoint PATH] [--data FILE ...] [--json]
 
 Bad input (a params key, a file, a branch) ends the command with one line on stderr that
 names it and a non-zero exit status, without a traceback.
@@ -25,14 +27,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.io import DataError
     from .params import ParamsError
 
-    errors: list[type[BaseException]] = [ParamsError, DataError]
-    try:
-        from .data.features import FeatureError
+    from .data.features import FeatureError
+    from .model.checkpoint import CheckpointError
+    from .train import TrainingError
 
-        errors.append(FeatureError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    return (ParamsError, DataError, FeatureError, CheckpointError, TrainingError)
 
 
 def _cmd_generate(args) -> int:
@@ -121,6 +120,75 @@ def _cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_train(args) -> int:
+    from .params import load_params
+    from .train import train
+
+    params = load_params(args.params)
+    result = train(params, epochs=args.epochs, progress=not args.no_progress)
+    last = result.log[-1] if result.log else {}
+    print(f"trained {params.name}: {len(result.log)} epochs in {result.directory}, "
+          f"val accuracy {last.get('val_accuracy', float('nan')):.4f}")
+    return 0
+
+
+def _default_checkpoint(params) -> Path:
+    from .data.io import DataError
+
+    if params.model.checkpoint:
+        return Path(params.model.checkpoint)
+    epochs = sorted(Path(params.output.models).glob("epoch_*.pt"))
+    if not epochs:
+        raise DataError(f"{params.output.models}: no checkpoint; run `partnb train "
+                        f"{params.source}` or set model.checkpoint")
+    return epochs[-1]
+
+
+def _cmd_evaluate(args) -> int:
+    from .data.io import DataError, detect_format, expand_paths
+    from .metrics import evaluate
+    from .model.checkpoint import load_state_dict_any
+    from .params import load_params
+    from .train import load_split, model_from_params, predict
+
+    params = load_params(args.params)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else _default_checkpoint(params)
+    if not checkpoint.is_file():
+        raise DataError(f"{checkpoint}: checkpoint not found")
+    files = None
+    if args.data:
+        files = expand_paths(args.data)
+        for f in files:
+            detect_format(f)  # unknown or corrupt format: one clear error before any work
+    model = model_from_params(params)
+    load_state_dict_any(model, checkpoint)
+    inputs = load_split(params, "test", files=files, progress=False)
+    logits = predict(model, inputs)
+    result = evaluate(inputs.label, logits, params.dataset.name)
+    result["checkpoint"] = str(checkpoint)
+    if args.json:
+        print(json.dumps(_json_safe(result), allow_nan=False))
+        return 0
+    print(f"{params.name}: {result['n_jets']} jets, accuracy {result['accuracy']:.4f}, "
+          f"AUC {result['auc']:.4f} ({checkpoint})")
+    for name, value in result["rejection"].items():
+        print(f"  Rej {name}: {value:.1f}")
+    return 0
+
+
+def _json_safe(obj):
+    """Strict JSON: infinite rejections (no background passes) and NaN become null."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="partnb",
@@ -149,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", default=None, metavar="NN,...",
                    help="comma-separated notebook numbers or names, e.g. 01,03")
     r.set_defaults(func=_cmd_run)
+
+    t = sub.add_parser("train", help="train the params' model (resumes a killed run)")
+    t.add_argument("params", help="params YAML file")
+    t.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics of a checkpoint on the test split or files")
+    e.add_argument("params", help="params YAML file")
+    e.add_argument("--checkpoint", default=None, help="state dict (default: the last epoch)")
+    e.add_argument("--data", nargs="+", default=None, help="files or globs in any format")
+    e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    e.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -133,6 +133,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "num_layers": Field(INT, 8, "particle-attention blocks", _positive),
         "num_cls_layers": Field(INT, 2, "class-attention blocks", _positive),
         "dropout": Field(FLOAT, 0.1, "dropout in particle blocks", _non_negative),
+        "trim": Field(BOOL, True, "weaver's sequence trimmer (random particle drop in training)"),
         "checkpoint": Field(STR, None, "load this state dict instead of the trained default",
                             nullable=True, path=True),
     },

@@ -1,0 +1,376 @@
+"""Training: seeded, resumable, single process or ``torchrun`` data-parallel.
+
+Recipe of SPEC 2.6 by default: "ranger" (RAdam + Lookahead k = 6, alpha = 0.5), a flat
+learning rate then a decay over the last 30 % of the epochs to 1 % of it, weight decay only
+on weights (not on biases, norms, ``cls_token``). AdamW is an option.
+
+Every epoch writes ``epoch_NNN.pt`` (the model in weaver 0.4.x format, kept: the studies of
+how sparsity emerges read them) and ``train_state.pt`` (optimizer, RNG and trimmer state),
+both atomically. Killed at any moment, the same command continues after the last complete
+epoch and ends with the same weights as an uninterrupted run: each epoch's shuffling is a
+function of (seed, epoch) and the RNG state is restored at the epoch boundary.
+
+Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes its contiguous
+share of every *global* batch, so N processes see the same batches as one process with the
+same ``train.batch_size`` (BatchNorm statistics are per process, as in weaver).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["TrainingError", "split_slice", "load_split", "model_from_params", "Lookahead",
+           "make_optimizer", "learning_rate", "train", "predict", "TrainResult"]
+
+SPLITS = ("train", "val", "test")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, a run directory with other settings)."""
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def split_slice(n: int, fractions, split: str) -> slice:
+    """The contiguous range of split ``split`` among ``n`` jets of one file.
+
+    Every file is split the same way (first ``fractions[0]`` train, then val, then test), so
+    splits are class-balanced for per-class files and stream without an index.
+    """
+    bounds = np.round(np.cumsum([0.0, *fractions]) * n).astype(int)
+    k = SPLITS.index(split)
+    return slice(int(bounds[k]), int(bounds[k + 1]))
+
+
+def load_split(params, split: str, *, max_jets: int | None = None, files=None, progress=False):
+    """Model inputs of one split in memory (CPU scale), as :class:`JetInputs`.
+
+    With ``dataset.test_files`` given, ``split="test"`` reads those files whole.
+    """
+    from .data import dataset_files
+    from .data.features import JetInputs, build_inputs, required_branches
+    from .data.io import count_jets, iterate_jets
+
+    fs = params.features.set
+    if files is None:
+        if split == "test" and params.dataset.test_files:
+            files, fractions = list(params.dataset.test_files), None
+        else:
+            files, fractions = list(dataset_files(params, progress=progress).files), params.dataset.split
+    else:
+        fractions = None
+    parts = []
+    branches = list(required_branches(fs))
+    for f in files:
+        rng = slice(0, None) if fractions is None else split_slice(count_jets([f]), fractions, split)
+        n_read = 0
+        for chunk in iterate_jets([f], branches=branches, step_size=50_000):
+            lo, hi = n_read, n_read + len(chunk)
+            n_read = hi
+            start = max(rng.start, lo) - lo
+            stop = (hi if rng.stop is None else min(rng.stop, hi)) - lo
+            if stop <= start:
+                continue
+            parts.append(build_inputs(chunk[start:stop], fs, max_particles=params.features.max_particles,
+                                      clip=params.features.clip))
+    if not parts:
+        raise TrainingError(f"split {split!r} of {params.source} holds no jets")
+    out = JetInputs(
+        features=np.concatenate([p.features for p in parts]),
+        vectors=np.concatenate([p.vectors for p in parts]),
+        mask=np.concatenate([p.mask for p in parts]),
+        label=np.concatenate([p.label for p in parts]),
+        n_particles=np.concatenate([p.n_particles for p in parts]),
+        feature_set=fs, feature_names=parts[0].feature_names,
+    )
+    if max_jets is not None and len(out) > max_jets:
+        keep = np.random.default_rng(params.seed).permutation(len(out))[:max_jets]
+        keep.sort()
+        out = JetInputs(out.features[keep], out.vectors[keep], out.mask[keep], out.label[keep],
+                        out.n_particles[keep], out.feature_set, out.feature_names)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Model and optimizer
+# --------------------------------------------------------------------------------------
+
+
+def model_from_params(params, num_classes: int | None = None):
+    """A :class:`ParticleTransformer` sized by the params (input_dim from the feature set)."""
+    from .data.features import FEATURE_SETS
+    from .data.schema import DATASETS
+    from .model.part import ParticleTransformer
+
+    m = params.model
+    return ParticleTransformer(
+        input_dim=len(FEATURE_SETS[params.features.set]),
+        num_classes=num_classes or len(DATASETS[params.dataset.name].classes),
+        pair_input_dim=params.features.pair_features or 4,
+        embed_dims=tuple(m.embed_dims),
+        pair_embed_dims=tuple(m.pair_embed_dims) if params.features.pair_features else (),
+        num_heads=m.num_heads, num_layers=m.num_layers, num_cls_layers=m.num_cls_layers,
+        dropout=m.dropout, attn_dropout=m.dropout, activation_dropout=m.dropout, trim=m.trim,
+    )
+
+
+class Lookahead:
+    """Lookahead (Zhang et al. 2019, arXiv:1907.08610) around an inner optimizer: every
+    ``k`` steps the slow weights move ``alpha`` of the way to the fast ones, and the fast
+    weights restart from there."""
+
+    def __init__(self, inner: torch.optim.Optimizer, k: int = 6, alpha: float = 0.5):
+        self.inner, self.k, self.alpha = inner, k, alpha
+        self.steps = 0
+        self.slow = [[p.detach().clone() for p in g["params"]] for g in inner.param_groups]
+
+    @property
+    def param_groups(self):
+        return self.inner.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.inner.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.inner.step()
+        self.steps += 1
+        if self.steps % self.k:
+            return
+        for group, slow in zip(self.inner.param_groups, self.slow, strict=True):
+            for p, s in zip(group["params"], slow, strict=True):
+                s.add_(p.detach() - s, alpha=self.alpha)
+                p.copy_(s)
+
+    def state_dict(self) -> dict:
+        return {"inner": self.inner.state_dict(), "steps": self.steps, "slow": self.slow}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state["inner"])
+        self.steps = state["steps"]
+        for dst, src in zip(self.slow, state["slow"], strict=True):
+            for d, s in zip(dst, src, strict=True):
+                d.copy_(s)
+
+
+def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim <= 1 or name.endswith(".bias") or "cls_token" in name:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, train_params):
+    """RAdam + Lookahead ("ranger", SPEC 2.6) or AdamW, with weaver's weight-decay groups."""
+    groups = _decay_groups(model, train_params.weight_decay)
+    if train_params.optimizer == "ranger":
+        return Lookahead(torch.optim.RAdam(groups, lr=train_params.lr, betas=(0.95, 0.999),
+                                           eps=1e-5))
+    return torch.optim.AdamW(groups, lr=train_params.lr)
+
+
+def learning_rate(epoch: int, epochs: int, base_lr: float, schedule: str) -> float:
+    """SPEC 2.6 "flat+decay": constant, then x gamma per epoch over the last max(1, int(0.3 E))
+    epochs with gamma = 0.01^(1/n_decay), ending at 1 % of ``base_lr``. ``epoch`` from 0."""
+    if schedule == "none":
+        return base_lr
+    n_decay = max(1, int(0.3 * epochs))
+    gamma = 0.01 ** (1.0 / n_decay)
+    into = epoch - (epochs - n_decay) + 1
+    return base_lr * gamma ** max(0, into)
+
+
+# --------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    log: list[dict]
+    directory: Path
+    resumed_from: int | None
+
+
+def _dist():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _run_key(params) -> str:
+    return params.hash("dataset", "features", "model", "train", "seed")
+
+
+def _tensors(inputs, idx, device):
+    sel = torch.as_tensor(idx)
+    return (torch.as_tensor(inputs.features)[sel].to(device),
+            torch.as_tensor(inputs.vectors)[sel].to(device),
+            torch.as_tensor(inputs.mask)[sel].to(device),
+            torch.as_tensor(inputs.label)[sel].to(device))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs, *, batch_size: int = 500, device="cpu", **forward_kw) -> np.ndarray:
+    """Logits of ``inputs`` (a JetInputs) in eval mode, batch by batch."""
+    model.eval()
+    out = []
+    for start in range(0, len(inputs), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(inputs)))
+        x, v, m, _ = _tensors(inputs, idx, device)
+        out.append(model(x, v, m, **forward_kw).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def train(params, *, epochs: int | None = None, progress: bool | None = None,
+          log: Callable[[str], None] = print, data=None) -> TrainResult:
+    """Train the params' model; resume if ``output.models`` holds a partial run.
+
+    Args:
+        params: validated params.
+        epochs: override ``train.epochs``.
+        progress: progress bar (default ``analysis.progress``; off on ranks > 0).
+        log: where one line per epoch goes.
+        data: optional (train, val) JetInputs (tests); default: the params' splits.
+
+    Raises:
+        TrainingError: NaN loss (naming epoch and batch), or a run directory made with
+            other settings.
+    """
+    from tqdm.auto import tqdm
+
+    from .metrics import evaluate
+    from .model.checkpoint import load_state_dict_any, save_checkpoint
+
+    tp = params.train
+    epochs = epochs or tp.epochs
+    rank, world = _dist()
+    if tp.threads:
+        torch.set_num_threads(tp.threads)
+    if tp.batch_size % world:
+        raise TrainingError(f"train.batch_size = {tp.batch_size} is not divisible by the "
+                            f"{world} processes")
+    progress = (params.analysis.progress if progress is None else progress) and rank == 0
+    out_dir = Path(params.output.models)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_data, val_data = data or (load_split(params, "train", max_jets=tp.max_jets),
+                                    load_split(params, "val"))
+    torch.manual_seed(params.seed)
+    model = model_from_params(params)
+    optimizer = make_optimizer(model, tp)
+    state_path = out_dir / "train_state.pt"
+    key = _run_key(params)
+    history: list[dict] = []
+    start_epoch, resumed = 0, None
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state["run_key"] != key:
+            raise TrainingError(f"{out_dir} holds a training run with other settings "
+                                f"(run key {state['run_key']} != {key}); choose another "
+                                "output.models or remove it")
+        load_state_dict_any(model, out_dir / f"epoch_{state['epoch']:03d}.pt")
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        model.trimmer.calls = state["trimmer_calls"]
+        history = state["history"]
+        start_epoch = resumed = state["epoch"]  # epochs completed = index of the next one
+        if start_epoch >= epochs:
+            return TrainResult(model, history, out_dir, resumed)
+    ddp_model = model
+    if world > 1:
+        ddp_model = nn.parallel.DistributedDataParallel(model)
+    loss_fn = nn.CrossEntropyLoss()
+    n = len(train_data)
+    per_rank = tp.batch_size // world
+    for epoch in range(start_epoch, epochs):
+        lr = learning_rate(epoch, epochs, tp.lr, tp.schedule)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(params.seed * 100_003 + epoch))
+        model.train()
+        t0 = time.perf_counter()
+        tot_loss, tot_correct, seen = 0.0, 0, 0
+        n_batches = n // tp.batch_size
+        bar = tqdm(range(n_batches), disable=not progress, desc=f"epoch {epoch + 1}/{epochs}",
+                   unit="batch", leave=False)
+        for b in bar:
+            start = b * tp.batch_size + rank * per_rank
+            idx = perm[start:start + per_rank].numpy()
+            x, v, m, y = _tensors(train_data, idx, "cpu")
+            logits = ddp_model(x, v, m)
+            loss = loss_fn(logits, y)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"epoch {epoch + 1}, batch {b + 1}: the loss is {loss.item()}; training "
+                    f"stopped. Last good checkpoint: "
+                    f"{out_dir / f'epoch_{epoch:03d}.pt' if epoch else 'none (first epoch)'}")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            tot_loss += loss.item() * len(idx)
+            tot_correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)
+        seconds = time.perf_counter() - t0
+        val_logits = predict(model, val_data)
+        val = evaluate(val_data.label, val_logits, params.dataset.name)
+        val_loss = float(loss_fn(torch.as_tensor(val_logits), torch.as_tensor(val_data.label)))
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / max(seen, 1),
+               "train_accuracy": tot_correct / max(seen, 1), "val_loss": val_loss,
+               "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": round(seconds, 2),
+               "jets_per_s": round(seen * world / max(seconds, 1e-9), 1)}
+        history.append(row)
+        if rank == 0:
+            save_checkpoint(model, out_dir / f"epoch_{epoch + 1:03d}.pt",
+                            extra={"epoch": epoch + 1, "run_key": key, "config": model.config})
+            _atomic_torch_save({"run_key": key, "epoch": epoch + 1,
+                                "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                                "trimmer_calls": model.trimmer.calls, "history": history},
+                               state_path)
+            _write_log(out_dir, history)
+            log(f"epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f}, val acc "
+                f"{row['val_accuracy']:.4f}, val AUC {row['val_auc']:.4f}, {row['jets_per_s']:.0f} jets/s")
+        if world > 1:
+            torch.distributed.barrier()
+    return TrainResult(model, history, out_dir, resumed)
+
+
+def _write_log(out_dir: Path, history: list[dict]) -> None:
+    from .outputs import atomic_write_text, save_table
+
+    save_table(history, out_dir, "train_log")
+    atomic_write_text(out_dir / "train_log.json", json.dumps(history, indent=1) + "\n")

@@ -1,0 +1,194 @@
+"""Training: schedule, optimizer pieces, resume after kill -9, NaN stop, torchrun DDP.
+
+Real torch training of a small ParT on generated Top-Landscape-like jets.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from partnb.params import load_params
+from partnb.train import (
+    Lookahead,
+    TrainingError,
+    _decay_groups,
+    learning_rate,
+    load_split,
+    model_from_params,
+    split_slice,
+    train,
+)
+
+SMALL_MODEL = {"embed_dims": [16, 32, 16], "pair_embed_dims": [8, 8], "num_heads": 2,
+               "num_layers": 2, "num_cls_layers": 1, "dropout": 0.0}
+
+
+def _params_file(tmp_path, files, **train):
+    data = {
+        "name": "small", "seed": 3,
+        "dataset": {"name": "toplandscape", "source": "files", "files": [str(f) for f in files],
+                    "split": [0.7, 0.3, 0.0]},
+        "features": {"set": "kin", "max_particles": 32},
+        "model": SMALL_MODEL,
+        "train": {"epochs": 3, "batch_size": 40, "lr": 3e-3, "threads": 1, **train},
+        "analysis": {"progress": False},
+        "output": {"models": str(tmp_path / "models")},
+    }
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_flat_then_decay_schedule():
+    lrs = [learning_rate(e, 10, 1.0, "flat+decay") for e in range(10)]
+    assert lrs[:7] == [1.0] * 7
+    np.testing.assert_allclose(lrs[7:], [0.01 ** (1 / 3), 0.01 ** (2 / 3), 0.01])
+    assert learning_rate(0, 1, 2.0, "flat+decay") == pytest.approx(0.02)
+    assert learning_rate(5, 10, 1.0, "none") == 1.0
+
+
+def test_split_slices_cover_the_file():
+    parts = [split_slice(101, [0.8, 0.1, 0.1], s) for s in ("train", "val", "test")]
+    assert [(p.start, p.stop) for p in parts] == [(0, 81), (81, 91), (91, 101)]
+
+
+def test_weight_decay_excludes_biases_norms_cls_token(tmp_path):
+    params = load_params(_params_file(tmp_path, [__file__]), check_files=False)
+    model = model_from_params(params)
+    decay, no_decay = _decay_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(p.ndim >= 2 for p in decay["params"])
+    nd = {names[id(p)] for p in no_decay["params"]}
+    assert "cls_token" in nd and "norm.weight" in nd and "fc.0.bias" in nd
+    assert "blocks.0.attn.in_proj_weight" not in nd
+
+
+def test_lookahead_moves_slow_weights_every_k_steps():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = Lookahead(torch.optim.SGD([p], lr=1.0), k=2, alpha=0.5)
+    for _ in range(2):
+        p.grad = torch.tensor([-1.0])
+        opt.step()
+    # fast weights went 0 -> 1 -> 2; slow = 0 + 0.5 * (2 - 0) = 1, and fast restarts there
+    assert p.item() == pytest.approx(1.0)
+
+
+def _state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_resume_after_kill_gives_the_same_weights(tmp_path, toplandscape_sample):
+    _, files = toplandscape_sample
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    pfile = _params_file(killed, files)
+    code = ("from partnb.params import load_params\nfrom partnb.train import train\n"
+            f"train(load_params({str(pfile)!r}), log=lambda *a: None)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    models = killed / "models"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (models / "train_state.pt").exists():
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (models / "epoch_001.pt").exists() and not (models / "epoch_003.pt").exists()
+    resumed = train(load_params(pfile), log=lambda *a: None)
+    assert resumed.resumed_from in (1, 2)
+
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    fresh = train(load_params(_params_file(fresh_dir, files)), log=lambda *a: None)
+    a, b = _state(models / "epoch_003.pt"), _state(fresh_dir / "models" / "epoch_003.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert [r["epoch"] for r in resumed.log] == [1, 2, 3]
+    assert resumed.log[-1]["val_accuracy"] == fresh.log[-1]["val_accuracy"]
+    assert (models / "train_log.csv").read_text().count("\n") == 4
+
+
+def test_nan_loss_stops_naming_epoch_and_batch(tmp_path, toplandscape_sample):
+    _, files = toplandscape_sample
+    params = load_params(_params_file(tmp_path, files, epochs=2))
+    tr, va = load_split(params, "train"), load_split(params, "val")
+    tr.features[:] = np.nan
+    with pytest.raises(TrainingError, match=r"epoch 1, batch 1: the loss is nan"):
+        train(params, data=(tr, va), log=lambda *a: None)
+    assert not list((tmp_path / "models").glob("epoch_*.pt"))
+
+
+def test_torchrun_two_processes_match_one(tmp_path, toplandscape_sample):
+    """2 CPU processes (gloo) with the same global batch end close to 1 process: the batches
+    are the same, only BatchNorm statistics are per process."""
+    _, files = toplandscape_sample
+    one_dir, two_dir = tmp_path / "one", tmp_path / "two"
+    one_dir.mkdir(), two_dir.mkdir()
+    extra = {"epochs": 2, "optimizer": "adamw", "lr": 1e-3}
+    p1 = _params_file(one_dir, files, **extra)
+    p2 = _params_file(two_dir, files, **extra)
+    for p in (p1, p2):
+        data = yaml.safe_load(p.read_text())
+        data["model"]["trim"] = False
+        p.write_text(yaml.safe_dump(data))
+    train(load_params(p1), log=lambda *a: None)
+    script = tmp_path / "run.py"
+    script.write_text("import sys\nfrom partnb.params import load_params\n"
+                      "from partnb.train import train\n"
+                      "train(load_params(sys.argv[1]), log=lambda *a: None)\n")
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", "29517", str(script), str(p2)],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = _state(one_dir / "models" / "epoch_002.pt")
+    b = _state(two_dir / "models" / "epoch_002.pt")
+    num = sum(float((a[k].float() - b[k].float()).norm() ** 2) for k in a if a[k].is_floating_point())
+    den = sum(float(a[k].float().norm() ** 2) for k in a if a[k].is_floating_point())
+    assert np.sqrt(num / den) < 0.05
+    # and not trivially: training moved the weights by much more than that
+    init = {f"mod.{k}": v for k, v in model_from_params(load_params(p1)).state_dict().items()}
+    moved = sum(float((a[k].float() - init[k].float()).norm() ** 2) for k in a if a[k].is_floating_point())
+    assert np.sqrt(moved / den) > 3 * np.sqrt(num / den)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "partnb.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_train_then_evaluate_json(tmp_path, toplandscape_sample):
+    import json
+
+    _, files = toplandscape_sample
+    pfile = _params_file(tmp_path, files, epochs=1)
+    res = _cli("train", pfile, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    res = _cli("evaluate", pfile, "--data", files[0], files[1], "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["n_jets"] == 300
+    assert 0 <= out["accuracy"] <= 1 and 0 <= out["auc"] <= 1
+    assert set(out["rejection"]) == {"50%", "30%"}
+
+    bad = tmp_path / "garbage.root"
+    bad.write_bytes(b"not a root file at all" * 10)
+    res = _cli("evaluate", pfile, "--data", bad)
+    assert res.returncode == 2 and "garbage.root" in res.stderr and "Traceback" not in res.stderr
+
+    data = yaml.safe_load(pfile.read_text())
+    data["features"]["set"] = "full"  # a checkpoint for 7 features, a model for 17
+    data["dataset"]["name"] = "jetclass"
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(data))
+    res = _cli("evaluate", other, "--checkpoint", tmp_path / "models" / "epoch_001.pt")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "17" in res.stderr and "7" in res.stderr
