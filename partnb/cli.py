@@ -24,11 +24,10 @@ EXIT_BAD_INPUT = 2
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .data.io import DataError
-    from .params import ParamsError
-
     from .data.features import FeatureError
+    from .data.io import DataError
     from .model.checkpoint import CheckpointError
+    from .params import ParamsError
     from .train import TrainingError
 
     return (ParamsError, DataError, FeatureError, CheckpointError, TrainingError)
