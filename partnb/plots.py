@@ -48,3 +48,42 @@ def class_histogram_grid(h, variables: Sequence[str] | None = None, *, ncols: in
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def training_curves(log_rows):
+    """Loss and accuracy per epoch (train and validation) from a training log."""
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in log_rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a.plot(epochs, [r["train_loss"] for r in log_rows], "o-", label="train")
+    a.plot(epochs, [r["val_loss"] for r in log_rows], "s-", label="validation")
+    a.set_xlabel("epoch")
+    a.set_ylabel("cross-entropy")
+    a.legend()
+    b.plot(epochs, [r["train_accuracy"] for r in log_rows], "o-", label="train")
+    b.plot(epochs, [r["val_accuracy"] for r in log_rows], "s-", label="validation")
+    b.set_xlabel("epoch")
+    b.set_ylabel("accuracy")
+    b.legend()
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(curves: dict, title: str | None = None):
+    """Background rejection vs signal efficiency, log y, one line per signal class."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for name, (tpr, fpr) in curves.items():
+        ok = fpr > 0
+        ax.plot(tpr[ok], 1 / fpr[ok], label=name, lw=1.3)
+    ax.set_yscale("log")
+    ax.set_xlabel("signal efficiency")
+    ax.set_ylabel("background rejection")
+    ax.set_xlim(0, 1)
+    ax.legend(ncol=2)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

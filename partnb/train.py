@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 __all__ = ["TrainingError", "split_slice", "load_split", "model_from_params", "Lookahead",
-           "make_optimizer", "learning_rate", "train", "predict", "TrainResult"]
+           "make_optimizer", "learning_rate", "train", "predict", "TrainResult", "trained_model",
+           "final_checkpoint"]
 
 SPLITS = ("train", "val", "test")
 
@@ -311,6 +312,10 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         start_epoch = resumed = state["epoch"]  # epochs completed = index of the next one
         if start_epoch >= epochs:
             return TrainResult(model, history, out_dir, resumed)
+    if rank == 0 and not (out_dir / "random_init.pt").exists():
+        # Wang et al. compare with a never-trained ParT: the seeded initial weights
+        save_checkpoint(model, out_dir / "random_init.pt", extra={"epoch": 0, "run_key": key,
+                                                                  "config": model.config})
     ddp_model = model
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(model)
@@ -374,3 +379,26 @@ def _write_log(out_dir: Path, history: list[dict]) -> None:
 
     save_table(history, out_dir, "train_log")
     atomic_write_text(out_dir / "train_log.json", json.dumps(history, indent=1) + "\n")
+
+
+def final_checkpoint(params) -> Path:
+    """``model.checkpoint`` if set, else the last epoch of ``train.epochs`` in ``output.models``."""
+    if params.model.checkpoint:
+        return Path(params.model.checkpoint)
+    return Path(params.output.models) / f"epoch_{params.train.epochs:03d}.pt"
+
+
+def trained_model(params, *, train_if_missing: bool = True, progress: bool | None = None,
+                  random_init: bool = False):
+    """The params' model in eval mode: the given checkpoint, the trained default, or (if
+    missing and allowed) trained now. ``random_init=True`` gives the seeded untrained model."""
+    from .model.checkpoint import load_state_dict_any
+
+    model = model_from_params(params)
+    path = Path(params.output.models) / "random_init.pt" if random_init else final_checkpoint(params)
+    if not path.exists():
+        if not train_if_missing or params.model.checkpoint:
+            raise TrainingError(f"{path}: checkpoint not found; run `partnb train {params.source}`")
+        train(params, progress=progress)
+    load_state_dict_any(model, path)
+    return model.eval()

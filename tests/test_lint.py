@@ -16,7 +16,7 @@ def test_ruff_clean():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_package_imports_without_notebooks_or_torch_side_effects():
+def test_cli_module_imports():
     res = subprocess.run([sys.executable, "-c", "import partnb.cli, partnb.params"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

@@ -4,7 +4,6 @@ papermill run of each notebook on ``params/tiny.yaml`` that writes its figures a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jupytext
 import nbformat
@@ -40,34 +39,67 @@ def test_parameters_cell_first_code_cell(py):
     assert nb.cells[0].cell_type == "markdown" and "| params file |" in nb.cells[0].source
 
 
-@pytest.mark.slow
-def test_run_01_datasets_tiny(tmp_path):
-    """papermill executes notebook 01 on the tiny params; every figure has its table."""
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """papermill executes every notebook on the tiny params (real generation, training)."""
     import yaml
 
     from partnb.runner import run_notebooks
 
+    tmp = tmp_path_factory.mktemp("tiny_run")
     params = yaml.safe_load((PARAMS / "tiny.yaml").read_text())
-    params["dataset"]["cache_dir"] = str(tmp_path / "cache")
-    params["output"] = {"figures": str(tmp_path / "figures"), "runs": str(tmp_path / "runs")}
-    path = tmp_path / "tiny.yaml"
+    params["dataset"]["cache_dir"] = str(tmp / "cache")
+    params["output"] = {"figures": str(tmp / "figures"), "runs": str(tmp / "runs"),
+                        "models": str(tmp / "models")}
+    path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump(params))
-    results = run_notebooks(path, only=["01"], log=lambda *_: None)
-    assert [r.error for r in results] == [None]
-    figs = tmp_path / "figures"
-    for stem in ("01_jet_observables", "01_constituent_features"):
-        for ext in ("png", "pdf", "csv"):
-            assert (figs / f"{stem}.{ext}").stat().st_size > 0, f"{stem}.{ext}"
-    for png in figs.glob("*.png"):
-        assert any(figs.glob(png.stem + ".csv")) or any(figs.glob(png.stem + ".json")), png.name
-    summary = json.loads((figs / "01_summary.json").read_text())
-    assert summary["n_jets"] == 400 and len(summary["classes"]) == 10
-    executed = nbformat.read(tmp_path / "runs" / "01_datasets.ipynb", as_version=4)
-    assert any("parameters" in c.metadata.get("tags", []) or "injected-parameters" in
-               c.metadata.get("tags", []) for c in executed.cells)
+    results = run_notebooks(path, log=lambda *_: None)
+    return tmp, results
+
+
+def test_every_notebook_runs_on_tiny(tiny_run):
+    tmp, results = tiny_run
+    assert [r.notebook for r in results] == [p.stem for p in NOTEBOOKS]
+    assert {r.notebook: r.error for r in results} == {p.stem: None for p in NOTEBOOKS}
+    for r in results:
+        executed = nbformat.read(r.output, as_version=4)
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+def test_every_figure_has_its_table(tiny_run):
+    figs = tiny_run[0] / "figures"
+    pngs = sorted(figs.glob("*.png"))
+    assert pngs
+    for png in pngs:
+        assert png.with_suffix(".pdf").stat().st_size > 0, png.name
+        assert png.with_suffix(".csv").exists() or png.with_suffix(".json").exists(), png.name
+
+
+def test_01_tables_are_sane(tiny_run):
     import csv
 
+    figs = tiny_run[0] / "figures"
+    summary = json.loads((figs / "01_summary.json").read_text())
+    assert summary["n_jets"] == 400 and len(summary["classes"]) == 10
     rows = list(csv.DictReader(open(figs / "01_jet_observables_summary.csv")))
     tbqq = next(r for r in rows if r["class"] == "Tbqq")
     assert 140 < float(tbqq["median_jet_mass"]) < 210
-    assert Path(results[0].output).exists()
+    for r in csv.DictReader(open(figs / "01_jet_observables.csv")):
+        assert float(r["density"]) >= 0
+
+
+def test_02_tables_are_sane(tiny_run):
+    import csv
+
+    figs = tiny_run[0] / "figures"
+    metrics = json.loads((figs / "02_metrics.json").read_text())
+    assert metrics["n_jets"] == 100
+    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["auc_ovo"] <= 1
+    assert list(metrics["rejection"]) == ["Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Tbqq", "Tbl",
+                                          "Wqq", "Zqq"]
+    log = list(csv.DictReader(open(figs / "02_training_curves.csv")))
+    assert [int(float(r["epoch"])) for r in log] == [1, 2]
+    assert all(float(r["train_loss"]) > 0 for r in log)
+    for r in csv.DictReader(open(figs / "02_roc.csv")):
+        assert 0 <= float(r["background_efficiency"]) <= 1
+    assert (tiny_run[0] / "models" / "random_init.pt").exists()

@@ -1,0 +1,54 @@
+"""Tagging performance in the papers' layout: metrics table rows and ROC curves."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["metrics_rows", "roc_curves", "roc_rows"]
+
+
+def metrics_rows(result: dict, dataset: str, published: dict | None = None, label: str = "partnb") -> list[dict]:
+    """One row per model: accuracy, AUC, then the rejections in the papers' column order
+    (JetClass: Hbb ... Zqq; binary: Rej at 50 % and 30 %)."""
+    rows = [{"model": label, "n_jets": result["n_jets"], "accuracy": result["accuracy"],
+             "auc": result["auc"], **{f"rej_{k}": v for k, v in result["rejection"].items()}}]
+    if dataset != "toplandscape" and dataset != "quarkgluon":
+        rows[0]["auc_ovr"] = result.get("auc_ovr")
+    if published:
+        rows.append({"model": published["source"], "n_jets": None, "accuracy": published["accuracy"],
+                     "auc": published["auc"],
+                     **{f"rej_{k}": v for k, v in published["rejection"].items()}})
+    return rows
+
+
+def roc_curves(labels: np.ndarray, scores: np.ndarray, classes, dataset: str) -> dict:
+    """Signal efficiency vs background rejection per signal class against QCD (JetClass),
+    or class 0 against class 1 (binary), with the discriminant of SPEC 3."""
+    from sklearn.metrics import roc_curve
+
+    labels = np.asarray(labels)
+    out = {}
+    if len(classes) == 2:
+        pairs = [(0, 1)]
+    else:
+        pairs = [(c, 0) for c in range(1, len(classes))]
+    for sig, bkg in pairs:
+        sel = (labels == sig) | (labels == bkg)
+        if not (np.any(labels[sel] == sig) and np.any(labels[sel] == bkg)):
+            continue
+        s = scores[sel, sig] / np.maximum(scores[sel, sig] + scores[sel, bkg], 1e-12)
+        fpr, tpr, _ = roc_curve(labels[sel] == sig, s)
+        out[classes[sig]] = (tpr, fpr)
+    return out
+
+
+def roc_rows(curves: dict, n_points: int = 200) -> list[dict]:
+    """ROC curves resampled at ``n_points`` signal efficiencies, as table rows."""
+    rows = []
+    grid = np.linspace(0.01, 1.0, n_points)
+    for name, (tpr, fpr) in curves.items():
+        f = np.interp(grid, tpr, fpr)
+        for e, b in zip(grid, f, strict=True):
+            rows.append({"class": name, "signal_efficiency": float(e), "background_efficiency": float(b),
+                         "rejection": float(1 / b) if b > 0 else float("inf")})
+    return rows
