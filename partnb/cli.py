@@ -131,29 +131,18 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _default_checkpoint(params) -> Path:
-    from .data.io import DataError
-
-    if params.model.checkpoint:
-        return Path(params.model.checkpoint)
-    epochs = sorted(Path(params.output.models).glob("epoch_*.pt"))
-    if not epochs:
-        raise DataError(f"{params.output.models}: no checkpoint; run `partnb train "
-                        f"{params.source}` or set model.checkpoint")
-    return epochs[-1]
-
-
 def _cmd_evaluate(args) -> int:
     from .data.io import DataError, detect_format, expand_paths
     from .metrics import evaluate
     from .model.checkpoint import load_state_dict_any
     from .params import load_params
-    from .train import load_split, model_from_params, predict
+    from .train import final_checkpoint, load_split, model_from_params, predict
 
     params = load_params(args.params)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else _default_checkpoint(params)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else final_checkpoint(params)
     if not checkpoint.is_file():
-        raise DataError(f"{checkpoint}: checkpoint not found")
+        raise DataError(f"{checkpoint}: checkpoint not found (run `partnb train {args.params}` "
+                        "or give --checkpoint)")
     files = None
     if args.data:
         files = expand_paths(args.data)
