@@ -8,6 +8,7 @@ import json
 import jupytext
 import nbformat
 import pytest
+
 from conftest import PARAMS, REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
