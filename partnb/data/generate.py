@@ -397,7 +397,6 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
     dphi = _wrap(pphi - np.repeat(kj["phi"], n_cons))
     absid = np.abs(fid)
     charge = _charges(fid, pythia)
-    is_lepton_or_photon = (absid == 11) | (absid == 13) | (absid == 22)
     is_hadron = absid > 100
     m2 = kj["e"] ** 2 - kj["px"] ** 2 - kj["py"] ** 2 - kj["pz"] ** 2
     out = {
@@ -415,7 +414,6 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
         "jet_mass": np.sqrt(np.maximum(m2, 0.0)),
         "jet_nparticles": n_cons.astype(np.float32),
     }
-    assert not np.any(is_lepton_or_photon & is_hadron)
     return out
 
 
