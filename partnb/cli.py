@@ -121,9 +121,11 @@ def _cmd_run(args) -> int:
 
 def _cmd_train(args) -> int:
     from .params import load_params
-    from .train import train
+    from .train import plain_params, train
 
     params = load_params(args.params)
+    if args.plain:
+        params = plain_params(params)
     result = train(params, epochs=args.epochs, progress=not args.no_progress)
     last = result.log[-1] if result.log else {}
     print(f"trained {params.name}: {len(result.log)} epochs in {result.directory}, "
@@ -210,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("params", help="params YAML file")
     t.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--plain", action="store_true",
+                   help="train ParT-plain (no pair features) into <output.models>/plain")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a checkpoint on the test split or files")

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TrainingError", "split_slice", "load_split", "model_from_params", "Lookahead",
+__all__ = ["TrainingError", "plain_params", "split_slice", "load_split", "model_from_params", "Lookahead",
            "make_optimizer", "learning_rate", "train", "predict", "TrainResult", "trained_model",
            "final_checkpoint"]
 
@@ -379,6 +379,19 @@ def _write_log(out_dir: Path, history: list[dict]) -> None:
 
     save_table(history, out_dir, "train_log")
     atomic_write_text(out_dir / "train_log.json", json.dumps(history, indent=1) + "\n")
+
+
+def plain_params(params):
+    """The params of ParT-plain (SPEC 4.5): the same model and recipe without pair features
+    (no U at all), trained into ``<output.models>/plain``. Not an ablation of the trained
+    model but a network of its own, as in the ParT paper's "ParT (plain)" row."""
+    from .params import params_from_dict
+
+    data = params.to_dict()
+    data["features"]["pair_features"] = 0
+    data["model"]["checkpoint"] = None
+    data["output"]["models"] = str(Path(data["output"]["models"]) / "plain")
+    return params_from_dict(data, source=params.source, root=params.root)
 
 
 def final_checkpoint(params) -> Path:

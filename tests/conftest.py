@@ -48,3 +48,22 @@ def toplandscape_sample(generated_cache):
 @pytest.fixture(scope="session")
 def quarkgluon_sample(generated_cache):
     return _generate("quarkgluon", generated_cache, SAMPLE_JETS["quarkgluon"])
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """papermill executes every notebook on ``params/tiny.yaml`` once per session (real
+    generation and training); returns (tmp dir, results). Tests of any notebook's tables use it."""
+    import yaml
+
+    from partnb.runner import run_notebooks
+
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    params = yaml.safe_load((PARAMS / "tiny.yaml").read_text())
+    params["dataset"]["cache_dir"] = str(tmp / "cache")
+    params["output"] = {"figures": str(tmp / "figures"), "runs": str(tmp / "runs"),
+                        "models": str(tmp / "models")}
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump(params))
+    results = run_notebooks(path, log=lambda *_: None)
+    return tmp, results

@@ -9,7 +9,7 @@ import jupytext
 import nbformat
 import pytest
 
-from conftest import PARAMS, REPO
+from conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 
@@ -38,24 +38,6 @@ def test_parameters_cell_first_code_cell(py):
     assert "parameters" in code[0].metadata.get("tags", []), py.name
     assert "params_file" in code[0].source and "progress" in code[0].source
     assert nb.cells[0].cell_type == "markdown" and "| params file |" in nb.cells[0].source
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """papermill executes every notebook on the tiny params (real generation, training)."""
-    import yaml
-
-    from partnb.runner import run_notebooks
-
-    tmp = tmp_path_factory.mktemp("tiny_run")
-    params = yaml.safe_load((PARAMS / "tiny.yaml").read_text())
-    params["dataset"]["cache_dir"] = str(tmp / "cache")
-    params["output"] = {"figures": str(tmp / "figures"), "runs": str(tmp / "runs"),
-                        "models": str(tmp / "models")}
-    path = tmp / "tiny.yaml"
-    path.write_text(yaml.safe_dump(params))
-    results = run_notebooks(path, log=lambda *_: None)
-    return tmp, results
 
 
 def test_every_notebook_runs_on_tiny(tiny_run):
