@@ -102,16 +102,37 @@ def _card_from_manifest(paths) -> str | None:
 
 def _cmd_run(args) -> int:
     from .params import load_params
-    from .runner import list_notebooks, run_notebooks
+    from .runner import list_notebooks, run_comparison, run_notebooks
 
-    load_params(args.params)  # fail fast on a bad params file
+    for path in args.params:
+        load_params(path)  # fail fast on a bad params file
     only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
     try:
         list_notebooks(only)
     except ValueError as exc:
         print(f"partnb: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    results = run_notebooks(args.params, only=only)
+    results = []
+    for path in args.params:
+        if len(args.params) > 1:
+            print(f"== {path}")
+        results += run_notebooks(path, only=only)
+    if args.compare:
+        print("== comparison")
+        results.append(run_comparison(args.params))
+    return _report_failures(results)
+
+
+def _cmd_compare(args) -> int:
+    from .params import load_params
+    from .runner import run_comparison
+
+    for path in args.params:
+        load_params(path)
+    return _report_failures([run_comparison(args.params, output=args.out)])
+
+
+def _report_failures(results) -> int:
     failed = [r for r in results if r.error]
     for r in failed:
         print(f"partnb: notebooks/{r.notebook}.ipynb failed at {r.error} "
@@ -202,11 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     i.set_defaults(func=_cmd_info)
 
-    r = sub.add_parser("run", help="execute every notebook for one params file (papermill)")
-    r.add_argument("params", help="params YAML file")
+    r = sub.add_parser("run", help="execute every notebook for each params file (papermill)")
+    r.add_argument("params", nargs="+", help="params YAML file(s)")
     r.add_argument("--only", default=None, metavar="NN,...",
                    help="comma-separated notebook numbers or names, e.g. 01,03")
+    r.add_argument("--compare", action="store_true",
+                   help="then run 08_dataset_comparison over the params files' tables")
     r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("compare", help="overlay several datasets' tables (08_dataset_comparison)")
+    c.add_argument("params", nargs="+", help="params YAML files whose runs wrote the tables")
+    c.add_argument("--out", default=None, help="output folder (default: figures/comparison)")
+    c.set_defaults(func=_cmd_compare)
 
     t = sub.add_parser("train", help="train the params' model (resumes a killed run)")
     t.add_argument("params", help="params YAML file")

@@ -5,6 +5,10 @@ params file injected as the ``params_file`` parameter and progress bars off, wri
 executed notebooks to ``output.runs`` and prints one line per notebook with its run time.
 A failing notebook is named with the failing cell; the remaining notebooks still run and the
 command exits non-zero at the end.
+
+The comparison notebook (``08_dataset_comparison``) is not part of a per-dataset run: it reads
+the tables that the runs of several params files wrote and overlays them
+(:func:`run_comparison`; ``partnb compare`` or ``partnb run A.yaml B.yaml C.yaml --compare``).
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NOTEBOOK_DIR", "KERNEL_NAME", "list_notebooks", "ensure_kernel", "run_notebooks",
-           "NotebookResult"]
+__all__ = ["NOTEBOOK_DIR", "KERNEL_NAME", "COMPARISON_NOTEBOOK", "list_notebooks", "ensure_kernel",
+           "run_notebooks", "run_comparison", "comparison_dir", "NotebookResult"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL_NAME = "partnb"
+COMPARISON_NOTEBOOK = "08_dataset_comparison"
 
 
 @dataclass
@@ -37,12 +42,17 @@ def list_notebooks(only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_
     Raises:
         ValueError: an entry of ``only`` matches no notebook (naming it and the choices).
     """
-    books = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    books = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb")
+                   if p.stem != COMPARISON_NOTEBOOK)
     if not only:
         return books
     chosen = []
     for key in only:
         match = [b for b in books if b.stem == key or b.stem.split("_", 1)[0] == key]
+        if not match and key in (COMPARISON_NOTEBOOK, COMPARISON_NOTEBOOK[:2]):
+            raise ValueError(f"--only {key}: {COMPARISON_NOTEBOOK} compares several datasets; run "
+                             "`partnb compare A.yaml B.yaml ...` or `partnb run A.yaml B.yaml ... "
+                             "--compare`")
         if not match:
             names = ", ".join(b.stem for b in books)
             raise ValueError(f"--only {key}: no such notebook (available: {names})")
@@ -93,6 +103,48 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
         log(f"{book.stem:<28} {seconds:8.1f} s  {status}")
         results.append(NotebookResult(book.stem, seconds, out, error))
     return results
+
+
+def comparison_dir(params_list) -> tuple[Path, Path]:
+    """(figures, runs) directories of a comparison: ``comparison`` beside the first params'
+    ``output.figures`` and ``output.runs`` (``figures/comparison``, ``runs/comparison``)."""
+    first = params_list[0]
+    return Path(first.output.figures).parent / "comparison", Path(first.output.runs).parent / "comparison"
+
+
+def run_comparison(params_files, *, output: str | os.PathLike | None = None,
+                   log=print) -> NotebookResult:
+    """Execute ``08_dataset_comparison`` over the tables of several params files' runs.
+
+    Args:
+        params_files: the params files whose ``output.figures`` hold the tables to overlay.
+        output: where the comparison's figures and tables go (default :func:`comparison_dir`).
+    """
+    import papermill as pm
+
+    from .params import load_params
+
+    paths = [Path(p).resolve() for p in params_files]
+    params_list = [load_params(p) for p in paths]
+    figures, runs = comparison_dir(params_list)
+    figures = Path(output).resolve() if output else figures
+    book = NOTEBOOK_DIR / f"{COMPARISON_NOTEBOOK}.ipynb"
+    runs.mkdir(parents=True, exist_ok=True)
+    out = runs / book.name
+    t0 = time.perf_counter()
+    error = None
+    try:
+        pm.execute_notebook(
+            str(book), str(out),
+            parameters={"params_files": [str(p) for p in paths], "output_dir": str(figures),
+                        "progress": False},
+            kernel_name=ensure_kernel(), cwd=str(book.parent), progress_bar=False, log_output=False,
+        )
+    except pm.PapermillExecutionError as exc:
+        error = f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: {_first_line(exc.evalue)}"
+    seconds = time.perf_counter() - t0
+    log(f"{book.stem:<28} {seconds:8.1f} s  {'ok' if error is None else f'FAILED at {error}'}")
+    return NotebookResult(book.stem, seconds, out, error)
 
 
 def _first_line(text: str) -> str:
