@@ -33,18 +33,19 @@ progress = True
 
 # %%
 import csv
+import json
 from pathlib import Path
 
 from IPython.display import Markdown, display
 
 from partnb import plots
-from partnb.analysis import performance
+from partnb.analysis import datasets, performance
 from partnb.data import dataset_files
 from partnb.metrics import evaluate, softmax
-from partnb.outputs import figure_dir, save_figure, save_json, save_table
+from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.reference import PART_PUBLISHED
-from partnb.train import final_checkpoint, load_split, predict, trained_model
+from partnb.train import final_checkpoint, load_split, predict, split_sizes, trained_model
 
 params = load_params(params_file, {"analysis.progress": progress})
 out = figure_dir(params)
@@ -61,6 +62,26 @@ model = trained_model(params, train_if_missing=train_if_missing, progress=progre
 checkpoint = final_checkpoint(params)
 n_params = sum(p.numel() for p in model.parameters())
 print(f"{checkpoint}: {n_params:,} parameters, config {model.config}")
+
+# %% [markdown]
+# ## Why this size
+# The papers use ParT at full size (d = 128, 8 blocks, 128 particles). On a laptop CPU the
+# defaults shrink it to d = 64, 4 blocks and the leading 64 particles. The first table shows
+# what the particle cut keeps (nearly all of the jet's pT even where it drops particles); the
+# second the measured training rates of both sizes (`benchmarks/model.json`, same machine, one
+# run) and what the params' training budget would cost at each rate.
+
+# %%
+display(Markdown(markdown_table(trunc := datasets.truncation_rows(
+    data.files, data.classes, params.features.max_particles))))
+save_table(trunc, out, "02_truncation")
+bench = Path(params.root) / "benchmarks" / "model.json"
+if bench.exists() and final_checkpoint(params).parent == Path(params.output.models):
+    log_rows = json.loads((Path(params.output.models) / "train_log.json").read_text())
+    sizes = performance.model_size_rows(json.loads(bench.read_text()), split_sizes(params)["train"],
+                                        params.train.epochs, log_rows)
+    save_table(sizes, out, "02_model_size")
+    display(Markdown(markdown_table(sizes)))
 
 # %% [markdown]
 # ## Learning curves

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["figure_dir", "save_figure", "save_table", "save_json", "atomic_write_text"]
+__all__ = ["figure_dir", "save_figure", "save_table", "save_json", "atomic_write_text",
+           "markdown_table"]
 
 
 def figure_dir(params) -> Path:
@@ -77,6 +78,21 @@ def save_json(data: Any, out_dir: str | os.PathLike, stem: str) -> Path:
     """Write ``data`` as ``out_dir/stem.json`` (numpy scalars and arrays converted)."""
     return atomic_write_text(Path(out_dir) / f"{stem}.json",
                              json.dumps(data, indent=1, default=_to_builtin) + "\n")
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
+                   digits: int = 4) -> str:
+    """A Markdown table of flat records (for ``display(Markdown(...))`` in notebooks)."""
+    columns = list(columns or rows[0])
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.{digits}g}"
+        return "" if v is None else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def _fmt(v: Any) -> Any:

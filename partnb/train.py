@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TrainingError", "plain_params", "split_slice", "load_split", "model_from_params", "Lookahead",
+__all__ = ["TrainingError", "plain_params", "split_sizes", "split_slice", "load_split", "model_from_params", "Lookahead",
            "make_optimizer", "learning_rate", "train", "predict", "TrainResult", "trained_model",
            "final_checkpoint"]
 
@@ -54,6 +54,22 @@ def split_slice(n: int, fractions, split: str) -> slice:
     bounds = np.round(np.cumsum([0.0, *fractions]) * n).astype(int)
     k = SPLITS.index(split)
     return slice(int(bounds[k]), int(bounds[k + 1]))
+
+
+def split_sizes(params) -> dict[str, int]:
+    """Jets in each split of the params' dataset (counted from the files, nothing loaded)."""
+    from .data import dataset_files
+    from .data.io import count_jets
+
+    sizes = dict.fromkeys(SPLITS, 0)
+    for f in dataset_files(params).files:
+        n = count_jets([f])
+        for split in SPLITS:
+            s = split_slice(n, params.dataset.split, split)
+            sizes[split] += s.stop - s.start
+    if params.dataset.test_files:
+        sizes["test"] = count_jets(list(params.dataset.test_files))
+    return sizes
 
 
 def load_split(params, split: str, *, max_jets: int | None = None, files=None, progress=False):

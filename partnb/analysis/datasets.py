@@ -13,7 +13,7 @@ import awkward as ak
 import numpy as np
 
 __all__ = ["ClassHistograms", "JET_OBSERVABLES", "jet_histograms", "feature_histograms",
-           "histogram_rows", "summary_rows"]
+           "histogram_rows", "summary_rows", "truncation_rows"]
 
 #: Jet observables of the dataset figure: field -> (label, bin edges).
 JET_OBSERVABLES = {
@@ -166,3 +166,38 @@ def summary_rows(h: ClassHistograms) -> list[dict]:
             row[f"median_{var}"] = float(h.median(var)[c])
         rows.append(row)
     return rows
+
+
+def truncation_rows(files, classes: Sequence[str], max_particles: int, *,
+                    max_jets_per_class: int | None = 2000, step_size: int = 20_000) -> list[dict]:
+    """What padding/truncating to ``max_particles`` keeps, per class: the fraction of jets with
+    more constituents, and the mean fraction of the jet's scalar pT and of its constituents
+    carried by the leading ``max_particles`` (the files hold particles pT-ordered, as ParT
+    keeps them)."""
+    from ..data.io import iterate_jets
+
+    k = len(classes)
+    n_jets = np.zeros(k, np.int64)
+    truncated, pt_kept, parts_kept = np.zeros(k), np.zeros(k), np.zeros(k)
+    for chunk in iterate_jets(files, step_size=step_size, branches=["part_px", "part_py"]):
+        chunk = _limit_per_class(chunk, n_jets, max_jets_per_class)
+        if len(chunk) == 0:
+            continue
+        label = np.asarray(chunk.label)
+        pt = np.hypot(chunk.part_px, chunk.part_py)
+        pt = ak.sort(pt, axis=1, ascending=False)
+        n = np.asarray(ak.num(pt, axis=1))
+        total = np.asarray(ak.sum(pt, axis=1))
+        kept = np.asarray(ak.sum(pt[:, :max_particles], axis=1))
+        np.add.at(n_jets, label, 1)
+        np.add.at(truncated, label, n > max_particles)
+        np.add.at(pt_kept, label, kept / np.maximum(total, 1e-12))
+        np.add.at(parts_kept, label, np.minimum(n, max_particles) / np.maximum(n, 1))
+        if max_jets_per_class is not None and np.all(n_jets >= max_jets_per_class):
+            break
+    denom = np.maximum(n_jets, 1)
+    return [{"class": name, "n_jets": int(n_jets[c]), "max_particles": max_particles,
+             "frac_jets_truncated": float(truncated[c] / denom[c]),
+             "mean_pt_fraction_kept": float(pt_kept[c] / denom[c]),
+             "mean_particle_fraction_kept": float(parts_kept[c] / denom[c])}
+            for c, name in enumerate(classes)]

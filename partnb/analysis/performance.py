@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["metrics_rows", "roc_curves", "roc_rows"]
+__all__ = ["metrics_rows", "roc_curves", "roc_rows", "model_size_rows"]
 
 
 def metrics_rows(result: dict, dataset: str, published: dict | None = None, label: str = "partnb") -> list[dict]:
@@ -51,4 +51,32 @@ def roc_rows(curves: dict, n_points: int = 200) -> list[dict]:
         for e, b in zip(grid, f, strict=True):
             rows.append({"class": name, "signal_efficiency": float(e), "background_efficiency": float(b),
                          "rejection": float(1 / b) if b > 0 else float("inf")})
+    return rows
+
+
+def model_size_rows(benchmark: dict, n_train: int, epochs: int, log: list[dict] | None = None) -> list[dict]:
+    """Why the CPU default is the size it is: per model size measured in
+    ``benchmarks/model.json`` (official ParT at P = 128, the CPU default at P = 64), the
+    training and inference rates and the time the params' training budget (``n_train`` jets
+    x ``epochs``) would take at that rate; with the training ``log`` of the default model,
+    its measured time too."""
+    rows = []
+    by_config: dict[str, dict] = {}
+    for r in benchmark.get("throughput", []):
+        row = by_config.setdefault(r["config"], {
+            "config": r["config"], "P": r["P"], "embed_dims": "x".join(map(str, r["embed_dims"])),
+            "pair_embed_dims": "x".join(map(str, r["pair_embed_dims"])),
+            "num_layers": r["num_layers"], "num_heads": r["num_heads"]})
+        row[f"{r['mode']}_jets_per_s"] = r.get("partnb_jets_per_s")
+    threads = benchmark.get("machine", {}).get("threads")
+    for row in by_config.values():
+        rate = row.get("train_jets_per_s")
+        row["threads"] = threads
+        row["projected_training_minutes"] = (n_train * epochs / rate / 60) if rate else None
+        rows.append(row)
+    if log:
+        seconds = sum(float(r["seconds"]) for r in log)
+        rows.append({"config": "this model (training log)", "train_jets_per_s":
+                     round(n_train * len(log) / seconds, 1) if seconds else None,
+                     "measured_training_minutes": seconds / 60})
     return rows
