@@ -1,0 +1,584 @@
+"""What the interaction term U does: zero-U ablation, interaction-dependent computation, U itself.
+
+Companion to arXiv 2512.00210 ("Why Is Attention Sparse in Particle Transformer?"):
+
+* :func:`ablation_rows` -- the zero-U ablation table (SPEC 4.5): the trained model, U := 0
+  (``Intervention(zero_u=True)``), the literal ablation (PairEmbed parameters zeroed,
+  :func:`~partnb.model.part.zero_pair_embed_params`), the control the paper lacks, A := 0 with
+  U kept (``Intervention(zero_a=True)``), and ParT-plain, each with accuracy, both AUC
+  flavours and the rejections of SPEC 3; :func:`ablation_verdict` words what the two
+  ablations together say, from the measured numbers and stated thresholds.
+* :class:`InteractionCounter` -- the interaction-dependent and non-binary computations and
+  their correlation (SPEC 4.6): per unit of computation (jet, layer, head, real query i),
+  D = [argmax_j (A + U)_ij != argmax_j A_ij] (real keys j, ties to the lowest index) and
+  N = [max_j W_ij < 0.8]; rates, token coverages, the phi coefficient of D and N, and the
+  Pearson correlation of the per-token counts, each with a jackknife error over jet groups.
+* :func:`interaction_metrics` -- the counter run on float32 and float64 pair features in
+  lockstep (SPEC pitfall 5), with the fraction of argmax decisions that flip.
+* :class:`UStructure` -- the distribution of U over real pairs, self pairs (diagonal)
+  against the others, per head: does U suppress self-attention?
+* :class:`RowVariation` -- per layer and head, how much of each attention row's variation
+  over the real keys comes from A and how much from U (paired std over keys).
+
+Every consumer streams (``update(key, record, batch)`` of :mod:`partnb.analysis.stream`):
+only counters and fixed-size histograms are kept, so memory is flat in the number of jets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from partnb.analysis.stream import real_pairs, real_queries, stream_attention
+
+__all__ = [
+    "COLLAPSE_THRESHOLD",
+    "NON_BINARY_THRESHOLD",
+    "SIMILAR_COLLAPSE",
+    "U_EDGES",
+    "InteractionCounter",
+    "RowVariation",
+    "UStructure",
+    "ablation_rows",
+    "ablation_verdict",
+    "argmax_decisions",
+    "interaction_metrics",
+    "interaction_rows",
+    "metrics_row",
+    "published_row",
+    "subset_inputs",
+]
+
+#: A row is non-binary when its largest attention weight is below this (SPEC 4.6).
+NON_BINARY_THRESHOLD = 0.8
+#: An ablation "collapses" the tagger when it loses at least this fraction of the
+#: above-chance accuracy (used by :func:`ablation_verdict`).
+COLLAPSE_THRESHOLD = 0.5
+#: Two ablations collapse the tagger "as much" when their relative losses differ by less.
+SIMILAR_COLLAPSE = 0.15
+#: Histogram edges of U: fine near 0 (GELU's minimum is -0.17), coarser above.
+U_EDGES = np.unique(np.concatenate([np.linspace(-0.2, 0.2, 401), np.linspace(0.2, 5.0, 481),
+                                    np.linspace(5.0, 50.0, 451)]))
+_GROUPS = 10  # jackknife groups of jets (jet index modulo _GROUPS)
+
+
+def subset_inputs(inputs, index: np.ndarray):
+    """The jets ``index`` of a :class:`~partnb.data.features.JetInputs`."""
+    from partnb.data.features import JetInputs
+
+    return JetInputs(inputs.features[index], inputs.vectors[index], inputs.mask[index],
+                     inputs.label[index], inputs.n_particles[index], inputs.feature_set,
+                     inputs.feature_names)
+
+
+# --- zero-U ablation (SPEC 4.5) ------------------------------------------------------------
+
+
+def _bootstrap_error(fn, labels: np.ndarray, scores: np.ndarray, n: int = 20, seed: int = 0) -> float:
+    """Standard deviation of ``fn(labels, scores)`` over ``n`` bootstrap resamples of jets."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n):
+        idx = rng.integers(0, len(labels), len(labels))
+        values.append(fn(labels[idx], scores[idx]))
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.std(ddof=1)) if len(values) > 1 else math.nan
+
+
+def metrics_row(model_name: str, intervention: str, labels: np.ndarray, logits: np.ndarray,
+                dataset: str, bootstrap: int = 20) -> dict:
+    """One row of the ablation / top-k tables: accuracy (binomial error), AUC (bootstrap
+    error), both AUC flavours for multi-class data, rejections (SPEC 3) with their errors."""
+    from partnb.metrics import auc_ovo, evaluate, softmax
+
+    result = evaluate(labels, logits, dataset)
+    scores = softmax(logits)
+    acc = result["accuracy"]
+    row = {"model": model_name, "intervention": intervention, "n_jets": result["n_jets"],
+           "accuracy": acc, "accuracy_err": math.sqrt(acc * (1 - acc) / result["n_jets"]),
+           "auc": result["auc"], "auc_err": _bootstrap_error(auc_ovo, np.asarray(labels), scores,
+                                                           bootstrap)}
+    if "auc_ovr" in result:
+        row["auc_ovo"] = result["auc_ovo"]
+        row["auc_ovr"] = result["auc_ovr"]
+    row.update({f"rej_{k}": v for k, v in result["rejection"].items()})
+    row.update({f"rej_err_{k}": v for k, v in result["rejection_uncertainty"].items()})
+    return row
+
+
+def published_row(model_name: str, published: dict) -> dict:
+    """A published row in the layout of :func:`metrics_row` (missing numbers are None)."""
+    row = {"model": model_name, "intervention": published.get("source", "published"),
+           "n_jets": None, "accuracy": published.get("accuracy"), "accuracy_err": None,
+           "auc": published.get("auc"), "auc_err": None}
+    row.update({f"rej_{k}": v for k, v in published.get("rejection", {}).items()})
+    return row
+
+
+def ablation_rows(model, inputs, dataset: str, *, batch_size: int = 100, plain_model=None,
+                  published: Sequence[tuple[str, dict]] = (), progress: bool = False) -> list[dict]:
+    """The zero-U ablation table (SPEC 4.5) plus the A := 0 control and ParT-plain.
+
+    Args:
+        model: the trained ParT (with pair embedding).
+        inputs: :class:`~partnb.data.features.JetInputs` (labels needed).
+        dataset: ``"jetclass"``, ``"toplandscape"`` or ``"quarkgluon"`` (metric layout).
+        batch_size: jets per forward pass.
+        plain_model: the separately trained ParT-plain model, or None (row left out).
+        published: (row name, published numbers) rows appended as they are.
+        progress: tqdm bar over the models.
+
+    Returns:
+        rows with ``model``, ``intervention``, accuracy, AUC(s), rejections and errors.
+    """
+    from tqdm.auto import tqdm
+
+    from partnb.model.part import Intervention, zero_pair_embed_params
+    from partnb.train import predict
+
+    runs = [("trained", "none", model, None),
+            ("trained", "zero_u (U:=0)", model, Intervention(zero_u=True)),
+            ("trained", "zero_u (params zeroed)", zero_pair_embed_params(model), None),
+            ("trained", "zero_a (A:=0, U kept)", model, Intervention(zero_a=True))]
+    if plain_model is not None:
+        runs.append(("plain", "none (trained without U)", plain_model, None))
+    rows = []
+    for name, what, net, iv in tqdm(runs, disable=not progress, desc="ablation", leave=False):
+        logits = predict(net, inputs, batch_size=batch_size, intervention=iv)
+        rows.append(metrics_row(name, what, inputs.label, logits, dataset))
+    rows += [published_row(name, values) for name, values in published]
+    return rows
+
+
+def ablation_verdict(rows: Sequence[dict], labels: np.ndarray) -> dict:
+    """What removing U and removing A together say, from the measured accuracies.
+
+    The relative collapse of an ablation is the fraction of the above-chance accuracy it
+    loses, c = (acc_trained - acc) / (acc_trained - acc_chance), with acc_chance the frequency
+    of the most common class. A collapse is c >= :data:`COLLAPSE_THRESHOLD`; two collapses are
+    "as large" when |c_A - c_U| < :data:`SIMILAR_COLLAPSE`.
+
+    Returns:
+        dict with the accuracies, c_U, c_A, the verdict (``"co-adaptation"``,
+        ``"U dominates"``, ``"A dominates"``, ``"no collapse"``) and a sentence.
+    """
+    acc = {r["intervention"]: r["accuracy"] for r in rows if r["model"] == "trained"}
+    trained, zero_u, zero_a = acc["none"], acc["zero_u (U:=0)"], acc["zero_a (A:=0, U kept)"]
+    chance = float(np.bincount(np.asarray(labels)).max() / len(labels))
+    span = trained - chance
+    c_u = (trained - zero_u) / span if span > 0 else math.nan
+    c_a = (trained - zero_a) / span if span > 0 else math.nan
+    numbers = (f"accuracy {trained:.3f} trained, {zero_u:.3f} with U := 0, {zero_a:.3f} with "
+               f"A := 0 (chance {chance:.3f}); relative collapse c_U = {c_u:.2f}, c_A = {c_a:.2f}")
+    rule = (f"(collapse: c >= {COLLAPSE_THRESHOLD}; 'as much': |c_A - c_U| < {SIMILAR_COLLAPSE})")
+    if not span > 0:
+        verdict, text = "no collapse", "the trained model is not above chance: nothing to ablate"
+    elif c_u >= COLLAPSE_THRESHOLD and abs(c_a - c_u) < SIMILAR_COLLAPSE:
+        verdict = "co-adaptation"
+        text = ("removing A collapses the tagger as much as removing U: the zero-U collapse shows "
+                "that the network was trained to need both terms (co-adaptation), not that U "
+                "dominates")
+    elif c_u >= COLLAPSE_THRESHOLD and c_u - c_a >= SIMILAR_COLLAPSE:
+        verdict = "U dominates"
+        text = "removing U costs clearly more than removing A: U carries more of the decision"
+    elif c_a >= COLLAPSE_THRESHOLD and c_a - c_u >= SIMILAR_COLLAPSE:
+        verdict = "A dominates"
+        text = "removing A costs clearly more than removing U: A carries more of the decision"
+    else:
+        verdict = "no collapse"
+        if c_u - c_a >= SIMILAR_COLLAPSE:
+            compared = "removing U costs clearly more than removing A"
+        elif c_a - c_u >= SIMILAR_COLLAPSE:
+            compared = "removing A costs clearly more than removing U"
+        else:
+            compared = "removing either costs about as much"
+        text = f"neither ablation collapses the tagger at this scale; {compared}"
+    return {"accuracy_trained": trained, "accuracy_zero_u": zero_u, "accuracy_zero_a": zero_a,
+            "accuracy_chance": chance, "collapse_u": c_u, "collapse_a": c_a, "verdict": verdict,
+            "sentence": f"{numbers}: {text} {rule}."}
+
+
+# --- interaction-dependent and non-binary computation (SPEC 4.6) ---------------------------
+
+
+def argmax_decisions(a: Tensor, u: Tensor, weights: Tensor, padding_mask: Tensor,
+                     threshold: float = NON_BINARY_THRESHOLD) -> dict[str, Tensor]:
+    """Per computation (b, h, i): the argmax keys and the D and N indicators (SPEC 4.6).
+
+    Args:
+        a, u, weights: (B, H, P, P) A, U and the post-softmax weights W of one block.
+        padding_mask: (B, P) True = padded particle.
+        threshold: N = max_j W_ij < threshold.
+
+    Returns:
+        ``argmax_l`` and ``argmax_a`` (B, H, P) long (argmax over real keys; ties go to the
+        lowest index), ``D``, ``N`` (B, H, P) bool, zero on padded queries, and ``real``
+        (B, 1, P) bool.
+    """
+    keys = padding_mask[:, None, None, :]
+    real = (~padding_mask)[:, None, :]
+    # torch.argmax returns the first maximal index: ties -> lowest j
+    argmax_l = (a + u).masked_fill(keys, -math.inf).argmax(dim=-1)
+    argmax_a = a.masked_fill(keys, -math.inf).argmax(dim=-1)
+    d = (argmax_l != argmax_a) & real
+    n = (weights.masked_fill(keys, 0.0).amax(dim=-1) < threshold) & real
+    return {"argmax_l": argmax_l, "argmax_a": argmax_a, "D": d, "N": n, "real": real}
+
+
+class InteractionCounter:
+    """Streaming counts of SPEC 4.6 over the particle blocks (class blocks excluded).
+
+    Per jet group g (jet index modulo 10, for the jackknife) it keeps: computations, ΣD, ΣN,
+    ΣDN; tokens, tokens with D = 1 somewhere (coverage), tokens with N = 1 somewhere; and the
+    sums of the per-token counts x = Σ_{ℓ,h} D, y = Σ_{ℓ,h} N (x, y, xy, x², y²) for the
+    alternative PCC reading. A token's counts are complete after the last block of a batch;
+    they are folded in by ``update_logits`` (called by ``stream_attention`` after each batch).
+
+    Args:
+        threshold: N = max_j W < threshold.
+        keep_decisions: keep the last batch's per-block decisions (for the float32 vs float64
+            comparison of :func:`interaction_metrics`).
+    """
+
+    _FIELDS = ("computations", "D", "N", "DN", "tokens", "cover_D", "cover_N",
+               "x", "y", "xy", "xx", "yy")
+
+    def __init__(self, threshold: float = NON_BINARY_THRESHOLD, keep_decisions: bool = False) -> None:
+        self.threshold = threshold
+        self.keep_decisions = keep_decisions
+        self.stats = {name: np.zeros(_GROUPS) for name in self._FIELDS}
+        self.decisions: dict[int, dict[str, Tensor]] = {}
+        self._tokens: tuple[Tensor, Tensor, Tensor, np.ndarray] | None = None
+        self.n_jets = 0
+
+    def update(self, key, record: dict[str, Tensor], batch) -> None:
+        if not isinstance(key, int):
+            return
+        if "U" not in record:
+            raise ValueError("interaction metrics need U: the model has no pair embedding")
+        dec = argmax_decisions(record["A"], record["U"], record["P"], record["padding_mask"],
+                               self.threshold)
+        d, n, real = dec["D"], dec["N"], dec["real"]
+        group = np.asarray(batch.index) % _GROUPS
+        heads = d.shape[1]
+        for name, value in (("computations", real.sum(dim=(1, 2)) * heads),
+                            ("D", d.sum(dim=(1, 2))), ("N", n.sum(dim=(1, 2))),
+                            ("DN", (d & n).sum(dim=(1, 2)))):
+            np.add.at(self.stats[name], group, value.double().numpy())
+        if self._tokens is None:
+            self._tokens = (torch.zeros(real.shape[0], real.shape[-1]),
+                            torch.zeros(real.shape[0], real.shape[-1]), real[:, 0], group)
+        x, y, _, _ = self._tokens
+        x += d.sum(dim=1)
+        y += n.sum(dim=1)
+        if self.keep_decisions:
+            self.decisions[key] = dec
+
+    def update_logits(self, logits: Tensor, batch) -> None:
+        """Fold the finished batch's per-token counts in."""
+        self.flush()
+        self.n_jets += len(batch.index)
+
+    def flush(self) -> None:
+        if self._tokens is None:
+            return
+        x, y, real, group = self._tokens
+        realf = real.double()
+        x, y = x.double() * realf, y.double() * realf
+        for name, value in (("tokens", realf), ("cover_D", (x > 0).double()),
+                            ("cover_N", (y > 0).double()), ("x", x), ("y", y), ("xy", x * y),
+                            ("xx", x * x), ("yy", y * y)):
+            np.add.at(self.stats[name], group, value.sum(dim=1).numpy())
+        self._tokens = None
+
+    @staticmethod
+    def _metrics(s: dict[str, float]) -> dict[str, float]:
+        def ratio(a, b):
+            return a / b if b > 0 else math.nan
+
+        n, d, nn, dn = s["computations"], s["D"], s["N"], s["DN"]
+        phi_den = math.sqrt(max(d * (n - d) * nn * (n - nn), 0.0))
+        t = s["tokens"]
+        tok_den = math.sqrt(max((t * s["xx"] - s["x"] ** 2) * (t * s["yy"] - s["y"] ** 2), 0.0))
+        return {"rate_D": ratio(d, n), "coverage_D": ratio(s["cover_D"], t),
+                "rate_N": ratio(nn, n), "coverage_N": ratio(s["cover_N"], t),
+                "pcc_phi": ratio(n * dn - d * nn, phi_den),
+                "pcc_token_counts": ratio(t * s["xy"] - s["x"] * s["y"], tok_den)}
+
+    def result(self) -> dict[str, float]:
+        """Rates, coverages and both PCC readings, each with a jackknife error
+        (``<name>_err``, delete-one-group over 10 interleaved jet groups), and the counts."""
+        self.flush()
+        total = {k: float(v.sum()) for k, v in self.stats.items()}
+        out = self._metrics(total)
+        used = [g for g in range(_GROUPS) if self.stats["tokens"][g] > 0]
+        errors = {}
+        if len(used) > 1:
+            loo = [self._metrics({k: total[k] - float(v[g]) for k, v in self.stats.items()})
+                   for g in used]
+            m = len(used)
+            for name in out:
+                vals = np.array([r[name] for r in loo])
+                errors[name] = float(math.sqrt((m - 1) / m * np.sum((vals - vals.mean()) ** 2)))
+        out.update({f"{k}_err": errors.get(k, math.nan) for k in list(out)})
+        out.update({"n_jets": self.n_jets, "n_tokens": int(total["tokens"]),
+                    "n_computations": int(total["computations"])})
+        return out
+
+
+def interaction_metrics(model, inputs, *, batch_size: int = 100, compare_float64: bool = True,
+                        consumers: Sequence[object] = (), progress: bool = False) -> dict:
+    """SPEC 4.6 metrics on float32 pair features and (optionally) float64 ones, in lockstep.
+
+    Each batch runs through :func:`~partnb.analysis.stream.stream_attention` twice (pair
+    features computed in float32, then in float64 and cast, SPEC pitfall 5), so that every
+    argmax decision can be compared between the two without storing more than one batch.
+
+    Args:
+        model: ParT with pair embedding.
+        inputs: :class:`~partnb.data.features.JetInputs`.
+        batch_size: jets per forward pass.
+        compare_float64: also run the float64 pass and count flips.
+        consumers: further consumers fed by the float32 pass (e.g. :class:`UStructure`).
+        progress: tqdm bar over batches.
+
+    Returns:
+        ``{"float32": result, "float64": result or None, "flips": {...}}``; flips hold the
+        fractions of computations whose argmax_j(A+U), D or N differ between the passes.
+    """
+    from tqdm.auto import tqdm
+
+    c32 = InteractionCounter(keep_decisions=compare_float64)
+    c64 = InteractionCounter(keep_decisions=True) if compare_float64 else None
+    flips = {"argmax": 0.0, "D": 0.0, "N": 0.0, "computations": 0.0}
+    starts = range(0, len(inputs), batch_size)
+    for start in tqdm(starts, disable=not progress, desc="interaction", unit="batch", leave=False):
+        chunk = subset_inputs(inputs, np.arange(start, min(start + batch_size, len(inputs))))
+        stream_attention(model, chunk, [c32, *consumers], batch_size=batch_size,
+                         capture=("A", "U", "P"))
+        if c64 is None:
+            continue
+        stream_attention(model, chunk, [c64], batch_size=batch_size, capture=("A", "U", "P"),
+                         vectors_dtype=torch.float64)
+        for key, full32 in c32.decisions.items():
+            # the trimmer's first calls are untrimmed: crop both passes to the shorter length
+            length = min(full32["real"].shape[-1], c64.decisions[key]["real"].shape[-1])
+            d32 = {k: v[..., :length] for k, v in full32.items()}
+            d64 = {k: v[..., :length] for k, v in c64.decisions[key].items()}
+            real = d32["real"]
+            flips["computations"] += float(real.sum()) * d32["D"].shape[1]
+            flips["argmax"] += float(((d32["argmax_l"] != d64["argmax_l"]) & real).sum())
+            flips["D"] += float((d32["D"] != d64["D"]).sum())
+            flips["N"] += float((d32["N"] != d64["N"]).sum())
+        c32.decisions.clear()
+        c64.decisions.clear()
+    total = flips.pop("computations")
+    fractions = {f"flip_{k}": (v / total if total else math.nan) for k, v in flips.items()}
+    return {"float32": c32.result(), "float64": c64.result() if c64 else None, "flips": fractions}
+
+
+def interaction_rows(results: Sequence[tuple[str, dict]], published: dict | None = None) -> list[dict]:
+    """Table rows of :func:`interaction_metrics` results: one per (model, precision), the
+    flip fractions on the float32 row of each model that has a float64 pass, and the paper row."""
+    names = ("rate_D", "coverage_D", "rate_N", "coverage_N", "pcc_phi", "pcc_token_counts")
+    rows = []
+    for model_name, res in results:
+        for precision in ("float32", "float64"):
+            r = res.get(precision)
+            if r is None:
+                continue
+            row = {"model": model_name, "pair_features": precision, "n_jets": r["n_jets"],
+                   "n_computations": r["n_computations"]}
+            for name in names:
+                row[name] = r[name]
+                row[f"{name}_err"] = r[f"{name}_err"]
+            if res.get("float64") is not None:
+                row.update(res["flips"])
+            rows.append(row)
+    if published:
+        rows.append({"model": published["source"], "pair_features": "?", "n_jets": None,
+                     "n_computations": None, **{k: published.get(k) for k in names}})
+    return rows
+
+
+# --- the structure of U --------------------------------------------------------------------
+
+
+class UStructure:
+    """Distribution of U over real pairs, diagonal (self pairs) vs off-diagonal, per head.
+
+    U is the same for every particle block (SPEC 1.6), so only block ``layer`` is read.
+    Kept per head: histograms on :data:`U_EDGES` (values outside clipped into the end bins),
+    count, sum and sum of squares of U for diagonal and off-diagonal pairs, and the self
+    rank of each real row with n >= 2: (#{j != i: U_ij < U_ii} + ½ #{j != i: U_ij = U_ii}) /
+    (n - 1), 0 when the self pair has the row's lowest U, ½ by chance.
+    """
+
+    def __init__(self, layer: int = 0) -> None:
+        self.layer = layer
+        self.edges = U_EDGES
+        self.hist: dict[str, np.ndarray] | None = None
+        self.sums: dict[str, np.ndarray] | None = None
+
+    def _init(self, heads: int) -> None:
+        bins = len(self.edges) - 1
+        self.hist = {k: np.zeros((heads, bins)) for k in ("diag", "offdiag")}
+        self.sums = {k: np.zeros(heads) for k in
+                     ("n_diag", "s_diag", "ss_diag", "n_offdiag", "s_offdiag", "ss_offdiag",
+                      "rows", "rank", "rank2", "self_lowest", "min", "max")}
+        self.sums["min"][:] = np.inf
+        self.sums["max"][:] = -np.inf
+
+    def update(self, key, record: dict[str, Tensor], batch) -> None:
+        if key != self.layer or "U" not in record:
+            return
+        u = record["U"].double()
+        heads, length = u.shape[1], u.shape[-1]
+        if self.hist is None:
+            self._init(heads)
+        pairs = real_pairs(record)[:, 0]  # (B, P, P)
+        eye = torch.eye(length, dtype=torch.bool)
+        edges = torch.as_tensor(self.edges)
+        for h in range(heads):
+            uh = u[:, h]
+            for name, sel in (("diag", pairs & eye), ("offdiag", pairs & ~eye)):
+                vals = uh[sel]
+                idx = (torch.bucketize(vals, edges, right=True) - 1).clamp(0, len(edges) - 2)
+                self.hist[name][h] += np.bincount(idx.numpy(), minlength=len(edges) - 1)
+                self.sums[f"n_{name}"][h] += vals.numel()
+                self.sums[f"s_{name}"][h] += float(vals.sum())
+                self.sums[f"ss_{name}"][h] += float((vals * vals).sum())
+                if vals.numel():
+                    self.sums["min"][h] = min(self.sums["min"][h], float(vals.min()))
+                    self.sums["max"][h] = max(self.sums["max"][h], float(vals.max()))
+            diag = torch.diagonal(uh, dim1=-2, dim2=-1)[:, :, None]  # (B, P, 1)
+            others = pairs & ~eye
+            below = ((uh < diag) & others).sum(-1).double()
+            ties = ((uh == diag) & others).sum(-1).double()
+            n_other = others.sum(-1).double()
+            rows = (n_other > 0) & pairs.diagonal(dim1=-2, dim2=-1)
+            rank = ((below + 0.5 * ties) / n_other.clamp(min=1))[rows]
+            self.sums["rows"][h] += float(rows.sum())
+            self.sums["rank"][h] += float(rank.sum())
+            self.sums["rank2"][h] += float((rank * rank).sum())
+            self.sums["self_lowest"][h] += float((below[rows] == 0).logical_and(ties[rows] == 0).sum())
+
+    def _median(self, hist: np.ndarray) -> float:
+        cum = np.cumsum(hist)
+        if cum[-1] == 0:
+            return math.nan
+        i = int(np.searchsorted(cum, cum[-1] / 2))
+        before = cum[i - 1] if i else 0.0
+        frac = (cum[-1] / 2 - before) / hist[i] if hist[i] else 0.5
+        return float(self.edges[i] + frac * (self.edges[i + 1] - self.edges[i]))
+
+    def rows(self) -> list[dict]:
+        """Per head (and ``"all"``): count, mean, std error, median of U on the diagonal and
+        off it, their difference, the mean self rank and the fraction of rows whose self pair
+        has the strictly lowest U."""
+        if self.hist is None:
+            raise ValueError("no U was seen (ParT-plain model, or no particle block recorded)")
+        out = []
+        heads = len(self.sums["rows"])
+        for h in [*range(heads), "all"]:
+            sel = slice(None) if h == "all" else slice(h, h + 1)
+            s = {k: float(v[sel].sum()) for k, v in self.sums.items() if k not in ("min", "max")}
+            row = {"head": h}
+            for name in ("diag", "offdiag"):
+                n = s[f"n_{name}"]
+                mean = s[f"s_{name}"] / n if n else math.nan
+                var = max(s[f"ss_{name}"] / n - mean * mean, 0.0) if n else math.nan
+                row.update({f"n_{name}": int(n), f"mean_{name}": mean,
+                            f"mean_{name}_err": math.sqrt(var / n) if n else math.nan,
+                            f"median_{name}": self._median(self.hist[name][sel].sum(axis=0))})
+            row["mean_diag_minus_offdiag"] = row["mean_diag"] - row["mean_offdiag"]
+            rows = s["rows"]
+            rank = s["rank"] / rows if rows else math.nan
+            row["self_rank_mean"] = rank
+            row["self_rank_mean_err"] = (math.sqrt(max(s["rank2"] / rows - rank * rank, 0.0) / rows)
+                                         if rows else math.nan)
+            row["frac_self_lowest"] = s["self_lowest"] / rows if rows else math.nan
+            row["u_min"] = float(self.sums["min"][sel].min())
+            row["u_max"] = float(self.sums["max"][sel].max())
+            out.append(row)
+        return out
+
+    def distribution_rows(self) -> list[dict]:
+        """Density of U over real pairs (all heads) per bin, diagonal and off-diagonal."""
+        if self.hist is None:
+            raise ValueError("no U was seen")
+        widths = np.diff(self.edges)
+        out = []
+        dens = {}
+        for name in ("diag", "offdiag"):
+            h = self.hist[name].sum(axis=0)
+            dens[name] = h / (h.sum() * widths) if h.sum() else np.zeros_like(h)
+        for i in range(len(widths)):
+            out.append({"u_low": float(self.edges[i]), "u_high": float(self.edges[i + 1]),
+                        "density_diag": float(dens["diag"][i]),
+                        "density_offdiag": float(dens["offdiag"][i])})
+        return out
+
+
+class RowVariation:
+    """How much of each attention row's variation over the real keys comes from A and U.
+
+    Per particle block ℓ, head h and real query i of a jet with n >= 2: std_j A_ij,
+    std_j U_ij and std_j (A + U)_ij over the real keys j (population std, self included);
+    kept as sums over rows (and squares, for errors) and the count of rows where
+    std U > std A.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[int, int], np.ndarray] = {}
+
+    def update(self, key, record: dict[str, Tensor], batch) -> None:
+        if not isinstance(key, int) or "U" not in record:
+            return
+        a, u = record["A"].double(), record["U"].double()
+        keys = (~record["padding_mask"])[:, None, None, :].double()  # (B,1,1,P)
+        n = keys.sum(-1)  # (B,1,1)
+        rows = (real_queries(record) & (n >= 2)).expand(-1, a.shape[1], -1)  # (B,H,P)
+
+        def row_std(x):
+            mean = (x * keys).sum(-1) / n.clamp(min=1)
+            return ((((x - mean[..., None]) ** 2) * keys).sum(-1) / n.clamp(min=1)).sqrt()
+
+        std = {"A": row_std(a), "U": row_std(u), "L": row_std(a + u)}
+        for h in range(a.shape[1]):
+            sel = rows[:, h]
+            vals = [std[k][:, h][sel] for k in ("A", "U", "L")]
+            acc = np.array([float(sel.sum()), *(float(v.sum()) for v in vals),
+                            *(float((v * v).sum()) for v in vals),
+                            float((vals[1] > vals[0]).sum())])
+            self.sums[(key, h)] = self.sums.get((key, h), 0) + acc
+
+    def rows(self) -> list[dict]:
+        """Per (layer, head) and per layer (head ``"all"``): mean row std of A, U, A + U with
+        standard errors, their ratio U/A, and the fraction of rows with std U > std A."""
+        if not self.sums:
+            raise ValueError("no particle block with U was seen")
+        out = []
+        layers = sorted({k[0] for k in self.sums})
+        heads = sorted({k[1] for k in self.sums})
+        for layer in layers:
+            for h in [*heads, "all"]:
+                hs = heads if h == "all" else [h]
+                s = sum(self.sums[(layer, x)] for x in hs)
+                rows = s[0]
+                row = {"layer": layer, "head": h, "n_rows": int(rows)}
+                for i, name in enumerate(("A", "U", "A_plus_U")):
+                    mean = s[1 + i] / rows if rows else math.nan
+                    var = max(s[4 + i] / rows - mean * mean, 0.0) if rows else math.nan
+                    row[f"mean_std_{name}"] = mean
+                    row[f"mean_std_{name}_err"] = math.sqrt(var / rows) if rows else math.nan
+                row["ratio_std_U_over_A"] = (row["mean_std_U"] / row["mean_std_A"]
+                                             if row["mean_std_A"] else math.nan)
+                row["frac_rows_U_varies_more"] = s[7] / rows if rows else math.nan
+                out.append(row)
+        return out

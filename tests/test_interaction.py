@@ -1,0 +1,289 @@
+"""Tests of partnb.analysis.interaction (SPEC 4.5, 4.6) against brute force on a tiny random
+ParT, and of the tables notebook 06 writes on the tiny run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from partnb.analysis import interaction as ia
+from partnb.analysis.stream import stream_attention
+from partnb.data.features import JetInputs
+from partnb.model.part import (
+    AttentionProbe,
+    Intervention,
+    ParticleTransformer,
+    zero_pair_embed_params,
+)
+
+N_FEATURES = 7
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The test machine is shared: one torch thread is faster than two oversubscribed ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def random_model(num_classes: int = 3, seed: int = 0) -> ParticleTransformer:
+    """Tiny ParT with perturbed weights and BatchNorm running statistics away from defaults,
+    the pair embedding scaled up so that U matters, and sharp attention (large q, k)."""
+    torch.manual_seed(seed)
+    model = ParticleTransformer(N_FEATURES, num_classes, embed_dims=(16, 32, 16),
+                                pair_embed_dims=(8, 8), num_heads=2, num_layers=2,
+                                num_cls_layers=1, trim=False)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if name.endswith("running_var"):
+                value.copy_(0.5 + 2 * torch.rand(value.shape, generator=g))
+            elif name.endswith("running_mean"):
+                value.copy_(torch.randn(value.shape, generator=g))
+            elif name.startswith("pair_embed") and value.ndim == 3:
+                value.mul_(6.0)
+            elif name.endswith("in_proj_weight"):
+                value.mul_(4.0)
+    return model.eval()
+
+
+def random_inputs(counts, length: int = 9, num_classes: int = 3, seed: int = 1) -> JetInputs:
+    """Zero-padded jets with ``counts`` real particles (collimated 4-vectors, random features)."""
+    rng = np.random.default_rng(seed)
+    counts = np.asarray(counts)
+    mask = (np.arange(length)[None] < counts[:, None]).astype(np.float32)[:, None]
+    features = rng.normal(size=(len(counts), N_FEATURES, length)).astype(np.float32) * mask
+    p3 = rng.normal(size=(len(counts), 3, length)) * 10
+    p3[:, 2] += 40
+    energy = np.sqrt((p3 ** 2).sum(1, keepdims=True) + rng.uniform(0, 0.5, (len(counts), 1, length)))
+    vectors = (np.concatenate([p3, energy], 1) * mask).astype(np.float32)
+    label = np.arange(len(counts)) % num_classes
+    return JetInputs(features, vectors, mask, label, counts.astype(np.int64), "kin")
+
+
+def probe_records(model, inputs, dtype=torch.float32):
+    """Per jet, the stored probe records of all particle blocks (brute-force reference)."""
+    out = []
+    for b in range(len(inputs)):
+        probe = AttentionProbe(capture=("A", "U", "P"))
+        model(torch.as_tensor(inputs.features[b:b + 1]),
+              torch.as_tensor(inputs.vectors[b:b + 1]).to(dtype),
+              torch.as_tensor(inputs.mask[b:b + 1]), probe=probe)
+        out.append({k: {n: v[0].double().numpy() for n, v in r.items() if n in ("A", "U", "P")}
+                    for k, r in probe.records.items() if isinstance(k, int)})
+    return out
+
+
+def brute_force_indicators(records, counts):
+    """Lists of (jet, D, N) per computation and per-token counts, by explicit loops."""
+    comps, tokens = [], []
+    for b, (rec, n) in enumerate(zip(records, counts, strict=True)):
+        x, y = np.zeros(n), np.zeros(n)
+        for r in rec.values():
+            for h in range(r["A"].shape[0]):
+                for i in range(n):
+                    a, u, w = r["A"][h, i, :n], r["U"][h, i, :n], r["P"][h, i, :n]
+                    d = int(np.argmax(a + u) != np.argmax(a))
+                    nb = int(w.max() < 0.8)
+                    comps.append((b, d, nb))
+                    x[i] += d
+                    y[i] += nb
+        tokens += [(b, xi, yi) for xi, yi in zip(x, y, strict=True)]
+    return np.array(comps, float), np.array(tokens, float)
+
+
+def metrics_from_lists(comps, tokens):
+    d, n = comps[:, 1], comps[:, 2]
+    x, y = tokens[:, 1], tokens[:, 2]
+    return {"rate_D": d.mean(), "rate_N": n.mean(), "coverage_D": (x > 0).mean(),
+            "coverage_N": (y > 0).mean(), "pcc_phi": np.corrcoef(d, n)[0, 1],
+            "pcc_token_counts": np.corrcoef(x, y)[0, 1]}
+
+
+def test_argmax_decisions_ties_padding_and_threshold():
+    a = torch.tensor([[[[1.0, 1.0, 9.0], [1.0, 1.0, 9.0], [0.0, 0.0, 0.0]]]])
+    u = torch.tensor([[[[0.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.0]]]])
+    w = torch.tensor([[[[0.85, 0.15, 0.0], [0.5, 0.5, 0.0], [0.1, 0.1, 0.8]]]])
+    padding = torch.tensor([[False, False, True]])
+    dec = ia.argmax_decisions(a, u, w, padding)
+    # row 0: tie in A and in A + U -> both lowest index 0 -> D = 0; padded key 2 (9.0) ignored
+    # row 1: U moves the argmax from 0 (tie) to 1 -> D = 1; row 2 is padded -> nothing counts
+    assert dec["argmax_a"][0, 0, :2].tolist() == [0, 0]
+    assert dec["argmax_l"][0, 0, :2].tolist() == [0, 1]
+    assert dec["D"][0, 0].tolist() == [False, True, False]
+    assert dec["N"][0, 0].tolist() == [False, True, False]
+
+
+def test_interaction_counter_matches_brute_force():
+    counts = np.array([5, 9, 1, 7, 3, 8, 6, 2, 9, 4, 5, 7])
+    model, inputs = random_model(), random_inputs(counts)
+    counter = ia.InteractionCounter()
+    stream_attention(model, inputs, [counter], batch_size=5)
+    got = counter.result()
+    comps, tokens = brute_force_indicators(probe_records(model, inputs), counts)
+    want = metrics_from_lists(comps, tokens)
+    assert 0 < want["rate_D"] < 1 and 0 < want["rate_N"] < 1  # the test is not trivial
+    for name, value in want.items():
+        assert got[name] == pytest.approx(value, abs=1e-12), name
+    assert got["n_computations"] == len(comps) and got["n_tokens"] == counts.sum()
+    # jackknife over jet groups (jet index modulo 10), by brute force for the D rate
+    groups = np.arange(len(counts)) % 10
+    loo = [comps[groups[comps[:, 0].astype(int)] != g, 1].mean() for g in range(10)]
+    jack = math.sqrt(9 / 10 * np.sum((np.array(loo) - np.mean(loo)) ** 2))
+    assert got["rate_D_err"] == pytest.approx(jack, rel=1e-9)
+
+
+def test_float64_lockstep_matches_separate_passes():
+    counts = np.array([6, 9, 4, 8, 7])
+    model, inputs = random_model(seed=3), random_inputs(counts, seed=4)
+    res = ia.interaction_metrics(model, inputs, batch_size=2)
+    for dtype, name in ((torch.float32, "float32"), (torch.float64, "float64")):
+        comps, tokens = brute_force_indicators(probe_records(model, inputs, dtype), counts)
+        assert res[name]["rate_D"] == pytest.approx(comps[:, 1].mean(), abs=1e-12)
+    # flips: argmax of A + U compared decision by decision between the two precisions
+    r32, r64 = probe_records(model, inputs), probe_records(model, inputs, torch.float64)
+    flips = total = 0
+    for a, b, n in zip(r32, r64, counts, strict=True):
+        for key in a:
+            l32 = (a[key]["A"] + a[key]["U"])[:, :n, :n].argmax(-1)
+            l64 = (b[key]["A"] + b[key]["U"])[:, :n, :n].argmax(-1)
+            flips += int((l32 != l64).sum())
+            total += l32.size
+    assert res["flips"]["flip_argmax"] == pytest.approx(flips / total)
+    rows = ia.interaction_rows([("trained", res)], {"source": "paper", "rate_D": 0.036})
+    assert [r["pair_features"] for r in rows] == ["float32", "float64", "?"]
+
+
+def test_u_structure_and_row_variation_match_brute_force():
+    counts = np.array([5, 9, 1, 7, 3, 8])
+    model, inputs = random_model(seed=5), random_inputs(counts, seed=6)
+    us, rv = ia.UStructure(), ia.RowVariation()
+    stream_attention(model, inputs, [us, rv], batch_size=4)
+    records = probe_records(model, inputs)
+    heads = records[0][0]["U"].shape[0]
+    u_rows = {r["head"]: r for r in us.rows()}
+    for h in range(heads):
+        diag, off, ranks = [], [], []
+        for rec, n in zip(records, counts, strict=True):
+            u = rec[0]["U"][h, :n, :n]
+            diag += list(np.diag(u))
+            off += list(u[~np.eye(n, dtype=bool)])
+            for i in range(n if n > 1 else 0):
+                others = np.delete(u[i], i)
+                ranks.append(((others < u[i, i]).sum() + 0.5 * (others == u[i, i]).sum()) / (n - 1))
+        assert u_rows[h]["mean_diag"] == pytest.approx(np.mean(diag), rel=1e-6)
+        assert u_rows[h]["mean_offdiag"] == pytest.approx(np.mean(off), rel=1e-6)
+        assert u_rows[h]["self_rank_mean"] == pytest.approx(np.mean(ranks), abs=1e-12)
+        assert abs(u_rows[h]["median_offdiag"] - np.median(off)) < 0.02  # histogram resolution
+    dens = np.array([r["density_offdiag"] for r in us.distribution_rows()])
+    assert np.sum(dens * np.diff(ia.U_EDGES)) == pytest.approx(1.0)
+    for row in rv.rows():
+        if row["head"] == "all":
+            continue
+        std_a, std_u = [], []
+        for rec, n in zip(records, counts, strict=True):
+            if n < 2:
+                continue
+            r = rec[row["layer"]]
+            std_a += list(r["A"][row["head"], :n, :n].std(axis=-1))
+            std_u += list(r["U"][row["head"], :n, :n].std(axis=-1))
+        assert row["n_rows"] == len(std_a)
+        assert row["mean_std_A"] == pytest.approx(np.mean(std_a), rel=1e-6)
+        assert row["mean_std_U"] == pytest.approx(np.mean(std_u), rel=1e-6)
+        assert row["frac_rows_U_varies_more"] == pytest.approx(np.mean(np.array(std_u) > std_a))
+
+
+def test_zero_u_two_ways_agree_with_bn_stats_away_from_defaults():
+    model = random_model(num_classes=2, seed=7)
+    bn = model.pair_embed.embed[-2]
+    assert isinstance(bn, torch.nn.BatchNorm1d) and bn.running_mean.abs().max() > 0.1
+    inputs = random_inputs(np.array([9, 4, 7, 2, 8, 6, 5, 3]), num_classes=2, seed=8)
+    x, v, m = (torch.as_tensor(t) for t in (inputs.features, inputs.vectors, inputs.mask))
+    with torch.no_grad():
+        cheap = model(x, v, m, intervention=Intervention(zero_u=True))
+        literal = zero_pair_embed_params(model)(x, v, m)
+        full = model(x, v, m)
+    torch.testing.assert_close(cheap, literal, atol=1e-5, rtol=1e-5)
+    assert (cheap - full).abs().max() > 1e-3  # U mattered, so the agreement is not trivial
+    rows = ia.ablation_rows(model, inputs, "toplandscape", batch_size=3)
+    by = {r["intervention"]: r for r in rows}
+    for name in ("accuracy", "auc", "rej_50%"):
+        assert by["zero_u (U:=0)"][name] == by["zero_u (params zeroed)"][name]
+
+
+@pytest.mark.parametrize(("zero_u", "zero_a", "verdict"), [
+    (0.15, 0.2, "co-adaptation"), (0.15, 0.7, "U dominates"), (0.75, 0.1, "A dominates"),
+    (0.75, 0.8, "no collapse")])
+def test_ablation_verdict(zero_u, zero_a, verdict):
+    labels = np.arange(100) % 10  # chance 0.1
+    rows = [{"model": "trained", "intervention": "none", "accuracy": 0.8},
+            {"model": "trained", "intervention": "zero_u (U:=0)", "accuracy": zero_u},
+            {"model": "trained", "intervention": "zero_a (A:=0, U kept)", "accuracy": zero_a}]
+    out = ia.ablation_verdict(rows, labels)
+    assert out["verdict"] == verdict
+    assert out["collapse_u"] == pytest.approx((0.8 - zero_u) / 0.7)
+    assert f"{zero_u:.3f}" in out["sentence"]
+
+
+def _read(path):
+    return list(csv.DictReader(open(path)))
+
+
+def _finite_in_unit(value):
+    return math.isfinite(float(value)) and 0.0 <= float(value) <= 1.0
+
+
+def test_06_tables_are_sane(tiny_run):
+    figs = tiny_run[0] / "figures"
+    ablation = _read(figs / "06_ablation.csv")
+    ours = {r["intervention"]: r for r in ablation if r["n_jets"]}
+    assert set(ours) == {"none", "zero_u (U:=0)", "zero_u (params zeroed)", "zero_a (A:=0, U kept)",
+                         "none (trained without U)"}
+    assert any(r["model"] == "published zero-U" for r in ablation)
+    for r in ours.values():
+        assert int(r["n_jets"]) == 100
+        for col in ("accuracy", "auc", "auc_ovo", "auc_ovr"):
+            assert _finite_in_unit(r[col]), (r["intervention"], col)
+        rej = [c for c in r if c.startswith("rej_") and not c.startswith("rej_err")]
+        assert len(rej) == 9 and all(float(r[c]) >= 1 for c in rej)
+    assert ours["zero_u (U:=0)"]["accuracy"] == ours["zero_u (params zeroed)"]["accuracy"]
+    verdict = json.loads((figs / "06_ablation_verdict.json").read_text())
+    assert verdict["verdict"] in ("co-adaptation", "U dominates", "A dominates", "no collapse")
+
+    metrics = _read(figs / "06_interaction_metrics.csv")
+    assert {(r["model"], r["pair_features"]) for r in metrics} >= {
+        ("trained", "float32"), ("trained", "float64"), ("random init", "float32")}
+    for r in metrics:
+        if r["n_jets"]:
+            for col in ("rate_D", "coverage_D", "rate_N", "coverage_N"):
+                assert _finite_in_unit(r[col]), col
+            assert float(r["rate_D"]) <= float(r["coverage_D"])
+            assert float(r["rate_N"]) <= float(r["coverage_N"])
+            n_rate = float(r["rate_N"])
+            if 0 < float(r["rate_D"]) < 1 and 0 < n_rate < 1:
+                assert -1 <= float(r["pcc_phi"]) <= 1
+        if r["model"] == "trained" and r["pair_features"] == "float32":
+            assert _finite_in_unit(r["flip_argmax"]) and _finite_in_unit(r["flip_D"])
+
+    u_rows = _read(figs / "06_u_structure.csv")
+    assert [r["head"] for r in u_rows] == ["0", "1", "all"]  # tiny: 2 heads
+    for r in u_rows:
+        assert float(r["u_min"]) >= -0.17 - 1e-4  # U is a GELU output (SPEC 1.6)
+        assert _finite_in_unit(r["self_rank_mean"]) and _finite_in_unit(r["frac_self_lowest"])
+    dist = _read(figs / "06_u_distribution.csv")
+    widths = np.array([float(r["u_high"]) - float(r["u_low"]) for r in dist])
+    for col in ("density_diag", "density_offdiag"):
+        assert np.sum(widths * np.array([float(r[col]) for r in dist])) == pytest.approx(1.0, abs=1e-4)
+
+    variation = _read(figs / "06_row_variation.csv")
+    assert {r["layer"] for r in variation} == {"0", "1"}
+    for r in variation:
+        assert float(r["mean_std_A"]) > 0 and float(r["mean_std_U"]) >= 0
+        assert _finite_in_unit(r["frac_rows_U_varies_more"])
