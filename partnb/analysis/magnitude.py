@@ -1,0 +1,305 @@
+"""Pre-softmax magnitudes: is the interaction term U larger than the attention term A? (SPEC 4.2)
+
+The sparse-attention paper (arXiv 2512.00210) histograms |A|/|U| in decade bins and reports a
+peak at 10⁴–10⁵ on JetClass. Two readings:
+
+* **correct** — r = |A^ℓ_hij| / |U_hij| paired element by element over real query and key
+  particles (i, j < n), every particle block ℓ and head h (U is the same for all blocks, so
+  each U value enters L times). Pairs with U = 0 exactly are excluded and counted.
+* **as coded** — the reference scripts (TLG ``get_remade_*_PSS.py``): A' from the buggy second
+  attention call (SPEC 4.0) and U + M, both (B, H, P, P) per block at the untrimmed
+  P = ``max_particles``; both stacks flattened (block-major), the non-finite values dropped
+  from each separately (only the −∞ of padded keys in U + M), both cut to the shorter length,
+  entries with |U| > 0 kept, ratio |A'|/|U|. After the first padded key the two arrays are no
+  longer aligned element by element, and the cut keeps only the first L·H·P·Σn entries of
+  the A' stack (the first blocks). :class:`UnpairedAsCodedRatio` reproduces this per batch
+  without holding the stack: the k-th kept entry of U + M is the (k mod F)-th finite entry of
+  one block's U + M (F of them), since U is the same for every block.
+
+Everything is streamed into fixed log10 bins (resolution :data:`LOG10_STEP` dex; the quoted
+medians and quantiles are read off these histograms, linearly interpolated in log10). Jackknife
+errors over ``groups`` groups: jets (index mod groups) for the correct variant, batches for the
+as-coded one (its pairing mixes the jets of a batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from partnb.analysis.sparsity import bin_index, jackknife_ratio, median_from_histogram
+
+__all__ = [
+    "DECADE_EDGES",
+    "LOG10_EDGES",
+    "LOG10_STEP",
+    "MagnitudeRatio",
+    "decade_labels",
+    "magnitude_ratio",
+    "ratio_peak_statement",
+]
+
+#: The papers' decade bins of the ratio, {0, 1, 10, …, 10⁶, ∞}.
+DECADE_EDGES = np.array([0.0, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, np.inf])
+#: Width of the log10 bins (the resolution of the quoted medians and quantiles), in dex.
+LOG10_STEP = 0.05
+#: log10 bin edges of r, |A| and |U|: −∞ (underflow: 0 and below 10⁻¹²), −12 … 8, +∞.
+LOG10_EDGES = np.concatenate(([-np.inf], np.arange(-12.0, 8.0 + LOG10_STEP / 2, LOG10_STEP),
+                              [np.inf]))
+QUANTILES = (0.1, 0.5, 0.9)
+_N_PAIRS, _U_ZERO, _N_RATIO, _LT_1, _GT_1E4, _NONFINITE = range(6)
+
+
+def decade_labels(edges: Sequence[float] = DECADE_EDGES) -> list[str]:
+    """Category labels of the decade bins ("0–1", "1–10", …, "10^6–inf")."""
+    def name(x):
+        if x == 0:
+            return "0"
+        if not np.isfinite(x):
+            return "inf"
+        return {1.0: "1", 10.0: "10"}.get(float(x), f"10^{int(round(np.log10(x)))}")
+    return [f"{name(a)}–{name(b)}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _log10_bins(x: Tensor) -> Tensor:
+    """Bin of log10 x in :data:`LOG10_EDGES` (x ≥ 0; 0 → underflow)."""
+    lx = torch.log10(x.double())
+    inner = torch.as_tensor(LOG10_EDGES[1:-1])
+    return torch.bucketize(lx, inner, right=True)
+
+
+class MagnitudeRatio:
+    """Streaming consumer of A, U (and A') of the particle blocks (SPEC 4.2).
+
+    Feed it a pass with ``capture=("A", "U")`` (and ``as_coded=True`` plus
+    :func:`~partnb.analysis.sparsity.untrimmed` for the as-coded variant).
+
+    Attributes (per variant ``"correct"`` / ``"as_coded"``):
+        ratio_log10: (groups, L, bins) counts of log10 r.
+        ratio_decades: (groups, L, 8) counts in the decade bins.
+        abs_a, abs_u: (L, bins) counts of log10 |A| and log10 |U| of the pairs used
+            (the correct variant: all real pairs; as coded: the kept, unaligned entries).
+        counters: (groups, L, 6): pairs, U = 0, ratios, r < 1, r > 10⁴, non-finite dropped.
+    """
+
+    def __init__(self, num_layers: int, *, groups: int = 20) -> None:
+        self.L, self.K = num_layers, groups
+        nb = len(LOG10_EDGES) - 1
+        variants = ("correct", "as_coded")
+        self.ratio_log10 = {v: np.zeros((groups, num_layers, nb), np.int64) for v in variants}
+        self.ratio_decades = {v: np.zeros((groups, num_layers, len(DECADE_EDGES) - 1), np.int64)
+                              for v in variants}
+        self.abs_a = {v: np.zeros((num_layers, nb), np.int64) for v in variants}
+        self.abs_u = {v: np.zeros((num_layers, nb), np.int64) for v in variants}
+        self.counters = {v: np.zeros((groups, num_layers, 6), np.int64) for v in variants}
+        self.n_jets = 0
+        self.n_batches = 0
+        self._batch = None
+        self._u_finite: Tensor | None = None  # finite entries of one block's U + M (as coded)
+
+    def update(self, key, record: dict[str, Tensor], batch) -> None:
+        if not isinstance(key, int):
+            return
+        if batch is not self._batch:
+            self._batch = batch
+            self._u_finite = None
+            self.n_jets += len(batch.index)
+            self.n_batches += 1
+        if "A" in record and "U" in record:
+            self._correct(key, record, batch)
+        if "A_as_coded" in record:
+            if self._u_finite is None:
+                raise ValueError("the as-coded ratio needs U: capture ('A', 'U') as well")
+            self._as_coded(key, record["A_as_coded"])
+
+    def _correct(self, layer: int, record: dict[str, Tensor], batch) -> None:
+        a, u, padding = record["A"].float(), record["U"].float(), record["padding_mask"]
+        B, H, P, _ = a.shape
+        real = ~padding
+        pairs = real[:, None, :, None] & real[:, None, None, :]  # (B, 1, P, P)
+        group = torch.as_tensor(np.asarray(batch.index) % self.K, dtype=torch.long)
+        self._fill("correct", layer, a.abs(), u.abs(), pairs, group[:, None, None, None])
+        # U + M of the as-coded reading: padded keys −∞ dropped, padded query rows kept
+        keys = real[:, None, None, :].expand(B, H, P, P)
+        self._u_finite = u[keys]
+        self.counters["as_coded"][self.n_batches % self.K, layer, _NONFINITE] += int((~keys).sum())
+
+    def _as_coded(self, layer: int, a_prime: Tensor) -> None:
+        a_flat = a_prime.float().reshape(-1)
+        S, F = a_flat.numel(), self._u_finite.numel()
+        start, stop = layer * S, min((layer + 1) * S, self.L * F)
+        if stop <= start:
+            return
+        k = torch.arange(start, stop)
+        abs_a = a_flat[k - layer * S].abs()
+        abs_u = self._u_finite[k % F].abs()
+        group = torch.tensor(self.n_batches % self.K)
+        self._fill("as_coded", layer, abs_a, abs_u, torch.tensor(True), group)
+
+    def _fill(self, variant: str, layer: int, abs_a: Tensor, abs_u: Tensor, ok: Tensor,
+              group: Tensor) -> None:
+        """Add the pairs (abs_a, abs_u) where ``ok`` (broadcastable) to the histograms of
+        ``layer``; ``group`` (broadcastable) is each pair's jackknife group."""
+        K = self.K
+        nb = len(LOG10_EDGES) - 1
+        nd = len(DECADE_EDGES) - 1
+        shape = torch.broadcast_shapes(abs_a.shape, ok.shape, group.shape)
+        ok, group = ok.expand(shape), group.expand(shape)
+
+        def count(bins: Tensor, n_bins: int, keep: Tensor, per_group: bool) -> np.ndarray:
+            size = K * n_bins if per_group else n_bins
+            index = group * n_bins + bins if per_group else bins
+            index = index.masked_fill(~keep, size)  # excluded pairs: a trash bin, dropped
+            counts = torch.bincount(index.reshape(-1), minlength=size + 1)[:size]
+            return counts.reshape(K, n_bins).numpy() if per_group else counts.numpy()
+
+        self.abs_a[variant][layer] += count(_log10_bins(abs_a), nb, ok, False)
+        self.abs_u[variant][layer] += count(_log10_bins(abs_u), nb, ok, False)
+        nonzero = abs_u > 0
+        with_ratio = ok & nonzero
+        r = abs_a.double() / abs_u.double()
+        self.ratio_log10[variant][:, layer] += count(_log10_bins(r), nb, with_ratio, True)
+        self.ratio_decades[variant][:, layer] += count(bin_index(r, DECADE_EDGES), nd, with_ratio, True)
+        c = self.counters[variant][:, layer]
+        zeros = torch.zeros(shape, dtype=torch.long)
+        c[:, _N_PAIRS] += count(zeros, 1, ok, True)[:, 0]
+        c[:, _U_ZERO] += count(zeros, 1, ok & ~nonzero, True)[:, 0]
+        c[:, _N_RATIO] += count(zeros, 1, with_ratio, True)[:, 0]
+        c[:, _LT_1] += count(zeros, 1, with_ratio & (r < 1), True)[:, 0]
+        c[:, _GT_1E4] += count(zeros, 1, with_ratio & (r > 1e4), True)[:, 0]
+
+    # --- results -----------------------------------------------------------------------------
+
+    def _layers(self):
+        return [("all", slice(None))] + [(str(k), slice(k, k + 1)) for k in range(self.L)]
+
+    def summary_rows(self, model: str) -> list[dict]:
+        """Per variant and layer ("all" and each): median r and quantiles (log10-binned,
+        interpolated), fractions r < 1 and r > 10⁴ with jackknife errors, U = 0 count, medians
+        of |A| and |U|."""
+        rows = []
+        for variant in self.counters:
+            if not self.counters[variant][..., _N_PAIRS].any():
+                continue
+            for name, sl in self._layers():
+                c = self.counters[variant][:, sl].sum(axis=1)  # (K, 6)
+                hist_g = self.ratio_log10[variant][:, sl].sum(axis=1)  # (K, bins)
+                hist = hist_g.sum(axis=0)
+                row = {"model": model, "variant": variant, "layer": name, "n_jets": self.n_jets,
+                       "n_pairs": int(c[:, _N_PAIRS].sum()), "n_u_zero": int(c[:, _U_ZERO].sum()),
+                       "n_ratio": int(c[:, _N_RATIO].sum())}
+                row["frac_u_zero"], row["frac_u_zero_err"] = jackknife_ratio(c[:, _U_ZERO], c[:, _N_PAIRS])
+                for q in QUANTILES:
+                    row[f"q{int(q * 100):02d}_ratio"] = _quantile10(hist, q)
+                row["median_ratio_err"] = _jackknife_quantile(hist_g, 0.5)
+                row["frac_ratio_lt_1"], row["frac_ratio_lt_1_err"] = jackknife_ratio(
+                    c[:, _LT_1], c[:, _N_RATIO])
+                row["frac_ratio_gt_1e4"], row["frac_ratio_gt_1e4_err"] = jackknife_ratio(
+                    c[:, _GT_1E4], c[:, _N_RATIO])
+                row["median_abs_a"] = _quantile10(self.abs_a[variant][sl].sum(axis=0), 0.5)
+                row["median_abs_u"] = _quantile10(self.abs_u[variant][sl].sum(axis=0), 0.5)
+                row["n_nonfinite_dropped"] = int(c[:, _NONFINITE].sum())
+                row["quantile_resolution_dex"] = LOG10_STEP
+                rows.append(row)
+        return rows
+
+    def ratio_histogram_rows(self, model: str) -> list[dict]:
+        """The decade bins (probability = counts / total) and the log10 r histogram, per
+        variant and layer."""
+        rows = []
+        labels = decade_labels()
+        for variant in self.counters:
+            if not self.counters[variant][..., _N_PAIRS].any():
+                continue
+            for name, sl in self._layers():
+                dec = self.ratio_decades[variant][:, sl].sum(axis=(0, 1))
+                for k, lab in enumerate(labels):
+                    rows.append({"model": model, "variant": variant, "layer": name,
+                                 "binning": "decade", "bin": lab, "bin_lo": DECADE_EDGES[k],
+                                 "bin_hi": DECADE_EDGES[k + 1], "count": int(dec[k]),
+                                 "probability": float(dec[k] / max(dec.sum(), 1))})
+                if name != "all":
+                    continue
+                rows += _log_rows(self.ratio_log10[variant].sum(axis=(0, 1)),
+                                  {"model": model, "variant": variant, "layer": name,
+                                   "binning": "log10_ratio"})
+        return rows
+
+    def magnitude_rows(self, model: str) -> list[dict]:
+        """log10-binned distributions of |A| and |U| (all layers), per variant."""
+        rows = []
+        for variant in self.counters:
+            if not self.counters[variant][..., _N_PAIRS].any():
+                continue
+            for quantity, hist in (("abs_A", self.abs_a[variant]), ("abs_U", self.abs_u[variant])):
+                rows += _log_rows(hist.sum(axis=0), {"model": model, "variant": variant,
+                                                     "quantity": quantity, "binning": "log10"})
+        return rows
+
+
+def _log_rows(counts: np.ndarray, base: dict) -> list[dict]:
+    """Non-empty log10 bins as rows (the underflow bin holds exact zeros: bin_lo = −inf)."""
+    total = max(counts.sum(), 1)
+    return [{**base, "bin": "", "bin_lo": float(LOG10_EDGES[k]), "bin_hi": float(LOG10_EDGES[k + 1]),
+             "count": int(counts[k]), "probability": float(counts[k] / total)}
+            for k in range(len(counts)) if counts[k]]
+
+
+def _quantile10(counts: np.ndarray, q: float) -> float:
+    """Quantile of the quantity whose log10 is histogrammed in :data:`LOG10_EDGES`."""
+    edges = LOG10_EDGES.copy()
+    edges[0], edges[-1] = edges[1] - LOG10_STEP, edges[-2] + LOG10_STEP  # finite end bins
+    value = median_from_histogram(counts, edges, q)
+    return float(10.0 ** value) if np.isfinite(value) else float("nan")
+
+
+def _jackknife_quantile(hist_g: np.ndarray, q: float) -> float:
+    """Delete-one-group jackknife error of a quantile from per-group histograms."""
+    keep = hist_g.sum(axis=1) > 0
+    hist_g = hist_g[keep]
+    g = len(hist_g)
+    if g < 2:
+        return float("nan")
+    total = hist_g.sum(axis=0)
+    loo = np.array([_quantile10(total - h, q) for h in hist_g])
+    return float(np.sqrt((g - 1) / g * np.sum((loo - loo.mean()) ** 2)))
+
+
+def ratio_peak_statement(rows: Sequence[dict], *, model: str = "trained") -> str:
+    """The verdict on the papers' 10⁴–10⁵ peak, computed from
+    :meth:`MagnitudeRatio.ratio_histogram_rows` rows (all blocks): per variant, the decade bin
+    holding most of r and the share of r ≥ 10⁴; the peak "reproduces" for a variant when its
+    most populated decade bin is 10⁴–10⁵."""
+    parts, verdicts = [], []
+    for variant in ("correct", "as_coded"):
+        dec = [r for r in rows if r["model"] == model and r["variant"] == variant
+               and r["layer"] == "all" and r["binning"] == "decade"]
+        if not dec:
+            continue
+        top = max(dec, key=lambda r: r["probability"])
+        high = sum(r["probability"] for r in dec if r["bin_lo"] >= 1e4)
+        parts.append(f"{variant}: most of r in {top['bin']} ({top['probability']:.1%}), "
+                     f"r ≥ 10^4 in {100 * high:.2g} %")
+        verdicts.append(top["bin_lo"] == 1e4)
+    verdict = ("reproduces" if all(verdicts) else
+               "reproduces only for part of the readings" if any(verdicts) else
+               "does not reproduce")
+    return f"{model} model — " + "; ".join(parts) + f". The papers' 10^4–10^5 peak {verdict}."
+
+
+def magnitude_ratio(model, inputs, *, batch_size: int = 100, groups: int = 20,
+                    progress: bool = False, desc: str = "|A|/|U|") -> MagnitudeRatio:
+    """One streamed pass of ``model`` over ``inputs`` with the trimmer off (P =
+    ``max_particles``, as the reference scripts), recording A, U and the as-coded A' of every
+    particle block (SPEC 4.2). Returns the filled accumulator."""
+    from partnb.analysis.sparsity import untrimmed
+    from partnb.analysis.stream import stream_attention
+
+    acc = MagnitudeRatio(len(model.blocks), groups=groups)
+    with untrimmed(model):
+        stream_attention(model, inputs, [acc], batch_size=batch_size, capture=("A", "U"),
+                         as_coded=True, progress=progress, desc=desc)
+    return acc
