@@ -76,7 +76,8 @@ def u_distribution(dist_rows: Sequence[dict], title: str | None = None):
 
 def row_variation(rows: Sequence[dict], title: str | None = None):
     """Left: per layer, the mean over rows of std_j A, std_j U and std_j (A + U) (real keys).
-    Right: heat map of std U / std A per layer and head (seaborn)."""
+    Right: heat map of log10(std U / std A) per layer and head, annotated with the ratio
+    (seaborn)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -98,8 +99,11 @@ def row_variation(rows: Sequence[dict], title: str | None = None):
         if str(r["head"]) != "all":
             grid[layers.index(int(r["layer"])), heads.index(int(r["head"]))] = _num(
                 r["ratio_std_U_over_A"])
-    sns.heatmap(grid, ax=axh, annot=len(heads) <= 8, fmt=".2g", cmap="coolwarm", center=1.0,
-                xticklabels=heads, yticklabels=layers, cbar_kws={"label": "std U / std A"})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log10(grid)
+    sns.heatmap(log_ratio, ax=axh, annot=grid if len(heads) <= 8 else False, fmt=".2g",
+                cmap="coolwarm", center=0.0, xticklabels=heads, yticklabels=layers,
+                cbar_kws={"label": "log$_{10}$(std U / std A)"})
     axh.set_xlabel("head")
     axh.set_ylabel("particle block")
     if title:
