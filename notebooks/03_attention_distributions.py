@@ -91,7 +91,9 @@ save_figure(attention_plots.attention_distribution(hist_rows, title=f"{params.na
 # ## Is it binary? Rows dominated by one key, per block
 # If attention were binary, most query rows would put ≥ 0.8 (or ≥ 0.95) of their weight on one
 # key and the median row maximum would be near 1. The dotted line is uniform attention (1/n).
-# Errors: jackknife over groups of jets.
+# Errors: jackknife over groups of jets. Watch the as-coded lines: if they barely change from
+# block to block, the second-call A' is nearly constant along each row (the module output it
+# is computed from is small), so W' ≈ softmax(U + M) — the same for every block.
 
 # %%
 summary = [r for name, a in acc.items() for r in a.summary_rows(name)]

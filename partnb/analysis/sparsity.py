@@ -306,7 +306,12 @@ class AttentionSparsity:
     def summary_row(self, variant: str, layer: int | None = None, cls: str | None = None,
                     head: int | None = None) -> dict:
         """Fractions (with jackknife errors), median row maximum and the uniform reference
-        for one selection (None = all layers / classes / heads)."""
+        for one selection (None = all layers / classes / heads).
+
+        ``frac_real_pairs`` is the share of the histogrammed entries that are (real query, real
+        key) pairs: 1 for the correct variant, Σn² / ΣP² as coded. The ``uniform_*`` columns
+        are uniform attention over the n real particles (weights 1/n, real rows), the same for
+        both variants; ``max_row_sum_error`` is the largest |Σ_j W_ij − 1| over real rows."""
         self.finish()
         c = self._sel_counters(variant, layer, cls, head)
         cs = self._class_slice(cls)

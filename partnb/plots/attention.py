@@ -78,6 +78,7 @@ def binary_fractions_per_layer(summary_rows: Sequence[dict], *, title: str | Non
     """Per layer: fraction of query rows with max weight ≥ 0.8 / ≥ 0.95 (jackknife errors) and
     the median row maximum, with uniform attention (1/n) as reference."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     cols = ("frac_rows_max_ge_0.8", "frac_rows_max_ge_0.95", "median_row_max")
@@ -98,6 +99,7 @@ def binary_fractions_per_layer(summary_rows: Sequence[dict], *, title: str | Non
                     label="uniform 1/n")
     for ax, col in zip(axes, ("rows with max ≥ 0.8", "rows with max ≥ 0.95", "median row max"),
                        strict=True):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("particle block")
         ax.set_ylabel(col)
         ax.set_ylim(bottom=0)
@@ -263,6 +265,7 @@ def magnitude_distributions(mag_rows: Sequence[dict], summary_rows: Sequence[dic
 def ratio_per_layer(summary_rows: Sequence[dict], *, title: str | None = None):
     """Median |A|/|U| per block with its 10–90 % band (log y), per model and variant."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for k, ((model, variant), style) in enumerate(_STYLE.items()):
@@ -277,6 +280,7 @@ def ratio_per_layer(summary_rows: Sequence[dict], *, title: str | None = None):
                     ls=style["ls"], label=_label(model, variant) + " (median, 10–90 %)")
     ax.axhline(1.0, color="k", lw=0.8, ls=":")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("particle block")
     ax.set_ylabel("|A| / |U|")
     ax.legend(fontsize=7)
