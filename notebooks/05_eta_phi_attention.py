@@ -23,10 +23,10 @@
 #
 # | params file | jets per jet type | run time on 2 cores |
 # |---|---|---|
-# | `params/tiny.yaml` | 10 (t→bℓν, t→bqq′, H→4q) | ~45 s |
-# | `params/jetclass.yaml` | 500 (t→bℓν, t→bqq′, H→4q) | ~1.5 min |
+# | `params/tiny.yaml` | 10 per type (t→bℓν, t→bqq′, H→4q) | ~45 s |
+# | `params/jetclass.yaml` | 500 per type (t→bℓν, t→bqq′, H→4q) | ~4 min (1.7 min CPU; measured on a busy machine) |
 # | `params/toplandscape.yaml` | 1 000 top jets | ~1 min |
-# | `params/quarkgluon.yaml` | 1 000 quark, 1 000 gluon jets (graphs only) | ~1 min |
+# | `params/quarkgluon.yaml` | 1 000 quark, 1 000 gluon jets (subjets; graphs of one jet each) | ~1 min |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"
@@ -125,7 +125,7 @@ if inter:
     hist, summary = substructure.intersubjet_histogram_rows(inter), substructure.intersubjet_summary_rows(inter)
     save_table(hist, out, "05_intersubjet_attention")
     save_table(summary, out, "05_intersubjet_attention_summary")
-    titles = {(r.jet_type.slug, ly): f"{r.jet_type.label} Attention Ratios ({ly} layers)"
+    titles = {(r.jet_type.slug, ly): f"{r.jet_type.label} Attention Ratios ({ly} layer{'s' if ly == 'all' else ''})"
               for r in inter for ly in ("last", "all")}
     save_figure(graphs.fraction_histograms(hist, panel_by=["jet_type", "layers"], titles=titles,
                                            labels={"random_init": "Untrained ParT", "trained": "ParT",

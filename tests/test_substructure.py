@@ -232,9 +232,18 @@ def test_05_tables_are_sane(tiny_run):
             assert total == pytest.approx(groups, rel=1e-4)  # each histogram normalised to 1
 
 
-def test_missing_class_is_a_clear_error(tiny_run):
+def test_missing_class_is_a_clear_error_and_graph_only_types_stream_one_jet(tiny_run):
     from partnb.params import load_params
+    from partnb.train import trained_model
 
     params = load_params(tiny_run[0] / "tiny.yaml")
     with pytest.raises(AnalysisError, match="top"):
         ss.analyse_jet_type(params, ss.JetType("top", "t", "top", 3), {})
+    models = {"trained": trained_model(params, train_if_missing=False),
+              "random_init": trained_model(params, train_if_missing=False, random_init=True)}
+    graph_only = ss.analyse_jet_type(params, ss.JetType("qcd", "QCD", "QCD", 2), models, graph_jet=1)
+    full = ss.analyse_jet_type(params, ss.JetType("qcd", "QCD", "QCD", 2, intersubjet_fraction=True),
+                               models, graph_jet=1)
+    assert not graph_only.intersubjet and set(full.intersubjet) == {"trained", "random_init"}
+    assert graph_only.graph.position == full.graph.position == 1
+    np.testing.assert_allclose(graph_only.graph.weights["W"], full.graph.weights["W"], atol=1e-5)

@@ -268,6 +268,8 @@ def particle_types(params, inputs) -> tuple[np.ndarray | None, str]:
         (codes or None, one sentence saying where the PID comes from).
     """
     from partnb.data.features import FeatureError
+    from partnb.data.io import DataError
+    from partnb.data.schema import DATASETS
     from partnb.params import params_from_dict
     from partnb.train import load_split
 
@@ -275,12 +277,16 @@ def particle_types(params, inputs) -> tuple[np.ndarray | None, str]:
     if all(f in inputs.feature_names for f in flags):
         return (_pid_codes_from_features(inputs.features, inputs.feature_names),
                 f"PID from the model's own feature set ({inputs.feature_set})")
+    schema = DATASETS[params.dataset.name]
+    if not set(flags) <= set(schema.particle_branches):
+        return None, (f"no PID: {params.dataset.name} jets carry no particle-identification branches; "
+                      f"every particle is drawn as a circle")
     data = params.to_dict()
     data["features"]["set"] = _PID_FEATURE_SET
     pid_params = params_from_dict(data, source=params.source, root=params.root)
     try:
         pid_split = load_split(pid_params, "test")
-    except FeatureError as exc:
+    except (FeatureError, DataError) as exc:
         return None, f"no PID in these data ({exc}): every particle is drawn as a circle"
     lookup = {_jet_key(v, int(n)): k for k, (v, n) in
               enumerate(zip(pid_split.vectors, pid_split.n_particles, strict=True))}
@@ -463,6 +469,23 @@ def _feature(inputs, name: str) -> np.ndarray:
     return inputs.features[:, list(inputs.feature_names).index(name), :]
 
 
+def _one_jet(inputs, position: int):
+    from partnb.data.features import JetInputs
+
+    k = slice(position, position + 1)
+    return JetInputs(inputs.features[k], inputs.vectors[k], inputs.mask[k], inputs.label[k],
+                     inputs.n_particles[k], inputs.feature_set, inputs.feature_names)
+
+
+def _graph_jet(inputs, position: int, layer: int, subjets: SubjetAssignment, pid, maps) -> GraphJet:
+    n = int(inputs.n_particles[position])
+    pt = np.hypot(inputs.vectors[position, 0, :n], inputs.vectors[position, 1, :n])
+    return GraphJet(position, layer, _feature(inputs, "part_deta")[position, :n].copy(),
+                    _feature(inputs, "part_dphi")[position, :n].copy(), np.log(pt),
+                    subjets.labels[position, :n].copy(),
+                    np.full(n, -1) if pid is None else pid[position, :n].copy(), maps)
+
+
 def analyse_jet_type(params, jet_type: JetType, models: Mapping[str, object], *,
                      n_jets: int | None = None, graph_jet: int = 0, batch_size: int | None = None,
                      progress: bool = False) -> JetTypeResult:
@@ -494,16 +517,22 @@ def analyse_jet_type(params, jet_type: JetType, models: Mapping[str, object], *,
         raise AnalysisError(f"the lepton attention fraction needs PID, which the data lack ({pid_note})")
     candidates = np.flatnonzero(eligible)
     position = int(candidates[min(graph_jet, len(candidates) - 1)]) if len(candidates) else None
+    graph_position = position
     last = next(iter(models.values())).config["num_layers"] - 1 if models else 0
     result = JetTypeResult(jet_type, len(inputs), subjets, pid_note, None)
     batch_size = batch_size or params.analysis.batch_size
+    stream_inputs = inputs
+    if not (jet_type.lepton_fraction or jet_type.intersubjet_fraction):
+        # graphs only: stream just the drawn jet through the trained model
+        models = dict(list(models.items())[:1]) if position is not None else {}
+        stream_inputs = _one_jet(inputs, position) if position is not None else inputs
+        position = 0 if position is not None else None
     for k, (name, model) in enumerate(models.items()):
-        consumers = []
         graph = GraphJetAttention(last, [] if position is None or k else [position])
         inter = InterSubjetAttentionFraction(subjets) if jet_type.intersubjet_fraction else None
         lepton = LeptonAttentionFraction(last, is_lepton) if jet_type.lepton_fraction else None
         consumers = [c for c in (graph, inter, lepton) if c is not None]
-        stream_attention(model, inputs, consumers, batch_size=batch_size,
+        stream_attention(model, stream_inputs, consumers, batch_size=batch_size,
                          capture=("A", "P") if k == 0 else ("P",), progress=progress,
                          desc=f"{jet_type.slug} {name}")
         if inter is not None:
@@ -511,14 +540,7 @@ def analyse_jet_type(params, jet_type: JetType, models: Mapping[str, object], *,
         if lepton is not None:
             result.lepton[name] = lepton
         if position is not None and position in graph.maps:
-            n = int(inputs.n_particles[position])
-            pt = np.hypot(inputs.vectors[position, 0, :n], inputs.vectors[position, 1, :n])
-            result.graph = GraphJet(
-                position, last, _feature(inputs, "part_deta")[position, :n].copy(),
-                _feature(inputs, "part_dphi")[position, :n].copy(), np.log(pt),
-                subjets.labels[position, :n].copy(),
-                np.full(n, -1) if pid is None else pid[position, :n].copy(),
-                graph.maps[position])
+            result.graph = _graph_jet(inputs, graph_position, last, subjets, pid, graph.maps[position])
     result.seconds = time.perf_counter() - t0
     return result
 
