@@ -22,7 +22,7 @@
 # `partnb compare params/jetclass.yaml params/toplandscape.yaml params/quarkgluon.yaml`, or
 # `partnb run ... --compare` after the three runs.
 #
-# | params files | run time on 2 cores |
+# | params file | run time on 2 cores |
 # |---|---|
 # | the three default params files | ~15 s (reads tables only) |
 # | `params/tiny.yaml` (tests: one dataset) | ~10 s |
