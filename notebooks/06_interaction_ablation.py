@@ -23,10 +23,13 @@
 #
 # | params file | jets analysed | run time on 2 cores |
 # |---|---|---|
-# | `params/tiny.yaml` | 100 | ~1 min (trains the tiny ParT-plain) |
-# | `params/jetclass.yaml` | 5 000 | ~6 min (estimate from the TL run; ParT-plain must exist or is trained, ~30 min) |
-# | `params/toplandscape.yaml` | 2 000 | ~3 min (measured on a shared machine) |
-# | `params/quarkgluon.yaml` | 2 000 | ~3 min (estimate, same size as TL) |
+# | `params/tiny.yaml` | 100 | ~20 s measured (+ a few s to train the tiny ParT-plain) |
+# | `params/jetclass.yaml` | 5 000 | ~6 min measured on a shared machine (+ ~30 min to train ParT-plain if missing) |
+# | `params/toplandscape.yaml` | 2 000 | ~3 min measured on a shared machine |
+# | `params/quarkgluon.yaml` | 2 000 | ~3 min (estimate: same size as TL) |
+#
+# Statistical errors: binomial (accuracy), bootstrap (AUC), Poisson on the background jets that
+# pass (rejection), jackknife over 10 jet groups (interaction metrics).
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"

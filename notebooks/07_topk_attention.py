@@ -21,10 +21,10 @@
 #
 # | params file | jets analysed | run time on 2 cores |
 # |---|---|---|
-# | `params/tiny.yaml` | 100 | ~40 s |
-# | `params/jetclass.yaml` | 5 000 | ~6 min (estimate: 10 inference passes at ~150–300 jets/s) |
-# | `params/toplandscape.yaml` | 2 000 | ~2 min (measured on a shared machine) |
-# | `params/quarkgluon.yaml` | 2 000 | ~2 min (estimate, same size as TL) |
+# | `params/tiny.yaml` | 100 | ~25 s measured |
+# | `params/jetclass.yaml` | 5 000 | ~11 min measured on a heavily shared machine (10 passes at 70–180 jets/s) |
+# | `params/toplandscape.yaml` | 2 000 | ~4 min measured on a shared machine |
+# | `params/quarkgluon.yaml` | 2 000 | ~4 min (estimate: same size as TL) |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"
