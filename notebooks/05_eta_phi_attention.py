@@ -32,7 +32,7 @@
 params_file = "../params/jetclass.yaml"
 n_jets = None  # jets per jet type; None: analysis.n_jets of the params (capped by the test split)
 graph_jet = 0  # draw the k-th jet of each type with at least N particles (and a lepton for Tbl)
-min_alpha = 0.02  # lines with min-max-normalised weight below this are not drawn (tables hold all)
+min_alpha = 0.02  # lines with min-max-normalised weight below this are not drawn (the JSON holds all)
 train_if_missing = True  # train now when no checkpoint exists (else fail)
 progress = True
 
@@ -41,7 +41,7 @@ import pandas as pd
 from IPython.display import display
 
 from partnb.analysis import substructure
-from partnb.outputs import figure_dir, save_figure, save_table
+from partnb.outputs import figure_dir, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.plots import graphs, use_style
 from partnb.train import trained_model
@@ -86,10 +86,10 @@ for r in results:
     stem = f"05_subjet_graph_{r.jet_type.slug}"
     save_table(substructure.graph_particle_rows(r.graph), out, f"{stem}_particles")
     for variant, suffix in (("W", ""), ("softmax_A", "_tlg")):
-        save_table(substructure.graph_weight_rows(r.graph, variant), out, stem + suffix)
+        save_json(substructure.graph_weight_maps(r.graph, variant), out, stem + suffix)
         fig = graphs.eta_phi_attention_grid(r.graph, variant, jet_label=r.jet_type.label,
                                             min_alpha=min_alpha)
-        save_figure(fig, out, stem + suffix)
+        save_figure(fig, out, stem + suffix, dpi=100)
     print(f"{r.jet_type.label}: jet {r.graph.position} of {r.n_jets}, n = {r.graph.n}; {r.pid_note}")
 
 # %% [markdown]

@@ -4,6 +4,7 @@ force on small random inputs and a tiny random model; sanity of notebook 05's ta
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -207,11 +208,11 @@ def test_05_tables_are_sane(tiny_run):
         if slug == "tbl":
             assert any(int(p["pid"]) in (4, 5) for p in particles)  # the drawn jet has a lepton
         for suffix in ("", "_tlg"):
-            rows = _rows(figs / f"05_subjet_graph_{slug}{suffix}.csv")
-            w = np.array([float(r["weight"]) for r in rows]).reshape(-1, n, n)
-            assert w.shape[0] == 2  # heads of the tiny model
+            table = json.loads((figs / f"05_subjet_graph_{slug}{suffix}.json").read_text())
+            w = np.array(table["weights"])
+            assert w.shape == (2, n, n) and table["n"] == n  # heads of the tiny model
             np.testing.assert_allclose(w.sum(axis=-1), 1.0, atol=1e-4)  # rows sum to 1 over real keys
-            assert all(0 <= float(r["alpha"]) <= 1 for r in rows)
+            assert (w >= 0).all() and (w <= 1).all()
     lepton = {r["model"]: r for r in _rows(figs / "05_lepton_attention_summary.csv")}
     assert set(lepton) == {"trained", "random_init", "uniform"}
     for r in lepton.values():

@@ -38,6 +38,7 @@ __all__ = [
     "PID_FLAGS",
     "GraphJet",
     "GraphJetAttention",
+    "graph_weight_maps",
     "InterSubjetAttentionFraction",
     "JetType",
     "JetTypeResult",
@@ -666,9 +667,20 @@ def graph_particle_rows(graph: GraphJet) -> list[dict]:
             for i in range(graph.n)]
 
 
-def graph_weight_rows(graph: GraphJet, variant: str = "W") -> list[dict]:
-    """Long table of one variant's weights: every (head, query, key) of the n×n maps, with
-    the min-max-normalised line alpha of SPEC 4.4 and whether the pair is within a subjet."""
+def graph_weight_maps(graph: GraphJet, variant: str = "W", *, decimals: int = 6) -> dict:
+    """The numbers behind a graph figure, compactly: the drawn jet's (head, query, key) weight
+    maps of one variant (rows sum to 1 over the n real keys), rounded to ``decimals``; line
+    alphas and subjet membership follow from them and the particle table."""
+    maps = np.asarray(graph.weights[variant], dtype=np.float64)
+    return {"variant": variant, "layer": int(graph.layer), "jet": int(graph.position),
+            "n": int(graph.n), "heads": int(maps.shape[0]),
+            "weights": np.round(maps, decimals).tolist()}
+
+
+def graph_weight_rows(graph: GraphJet, variant: str = "W", *, min_alpha: float = 0.0) -> list[dict]:
+    """Long table of one variant's weights: the (head, query, key) of the n×n maps whose
+    min-max-normalised line alpha (SPEC 4.4) is at least ``min_alpha`` (0: every pair; the
+    notebook writes the drawn lines), and whether the pair is within a subjet."""
     maps = graph.weights[variant]
     rows = []
     same = graph.subjet[:, None] == graph.subjet[None, :]
@@ -677,6 +689,8 @@ def graph_weight_rows(graph: GraphJet, variant: str = "W") -> list[dict]:
         alpha = (w - lo) / (hi - lo) if hi > lo else np.zeros_like(w)
         for i in range(graph.n):
             for j in range(graph.n):
+                if alpha[i, j] < min_alpha:
+                    continue
                 rows.append({"variant": variant, "layer": graph.layer, "head": h, "query": i,
                              "key": j, "weight": float(w[i, j]), "alpha": float(alpha[i, j]),
                              "same_subjet": int(same[i, j])})
