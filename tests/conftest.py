@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMS = REPO / "params"
+FIGURES_ROOT = REPO / "figures"
 
 #: Jets per class of the session samples: enough for a mass peak per class, fast on 2 cores.
 SAMPLE_JETS = {"jetclass": 100, "toplandscape": 150, "quarkgluon": 150}
