@@ -132,7 +132,8 @@ save_figure(attention_plots.binary_fractions_per_class(per_class, title=params.n
 # %% [markdown]
 # ## Heat maps of one jet
 # One jet of the class the papers show (t→bqq' for JetClass, top for TopLandscape, quark for
-# Quark-Gluon; the jet with the class's median multiplicity), last particle block, one head.
+# Quark-Gluon; the jet closest to the class's median multiplicity, at most 30 particles so the
+# map stays readable), last particle block, one head.
 # Rows are queries, columns keys, particles in pT order. Compare the correct W with the
 # as-coded W' of the same jet: the second-call capture shows a different pattern.
 

@@ -404,16 +404,17 @@ class AttentionSparsity:
         return rows
 
 
-def heatmap_jet(inputs, class_index: int, *, min_particles: int = 8) -> int:
+def heatmap_jet(inputs, class_index: int, *, max_particles: int = 30, min_particles: int = 8) -> int:
     """Index (in ``inputs``) of a readable example jet of a class for the heat map: the first
-    jet of the class whose n is the class median (at least ``min_particles`` when possible)."""
+    jet of the class whose n is closest to the class median, capped at ``max_particles`` (a
+    readable map; the SPEC 4.3 example has n = 14) and at least ``min_particles`` when possible."""
     from partnb.analysis.stream import AnalysisError
 
     pick = np.flatnonzero(np.asarray(inputs.label) == class_index)
     if not len(pick):
         raise AnalysisError(f"no jet of class index {class_index} for the heat map")
     n = np.asarray(inputs.n_particles)[pick]
-    target = max(int(np.median(n)), min(min_particles, int(n.max())))
+    target = max(min(int(np.median(n)), max_particles), min(min_particles, int(n.max())))
     return int(pick[np.argmin(np.abs(n - target))])
 
 
