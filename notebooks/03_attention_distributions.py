@@ -27,12 +27,12 @@
 # is ≥ 0.8 and ≥ 0.95, beside uniform attention (every weight 1/n) as a reference, and repeats
 # everything for the never-trained (seeded random-initialisation) model.
 #
-# | params file | jets | run time on 2 cores |
+# | params file | jets | run time on 2 cores (shared, loaded) |
 # |---|---|---|
-# | `params/tiny.yaml` | 100 (test split) | ~15 s |
-# | `params/jetclass.yaml` | 5 000 | ~10 min (estimate: 2.5 × toplandscape) |
-# | `params/toplandscape.yaml` | 2 000 | ~4 min |
-# | `params/quarkgluon.yaml` | 2 000 | ~4 min (estimate, as toplandscape) |
+# | `params/tiny.yaml` | 100 (test split) | 36 s |
+# | `params/jetclass.yaml` | 5 000 | ~11 min (estimate: measured 254 s for 2 000 jets) |
+# | `params/toplandscape.yaml` | 2 000 | 4.5–8 min (measured 268 s and 467 s) |
+# | `params/quarkgluon.yaml` | 2 000 | ~5 min (estimate, as toplandscape) |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"

@@ -27,12 +27,12 @@
 # Also the distributions of |A| and |U| themselves (the upper tail of r is driven by |U| ≈ 0:
 # U is a GELU output), and the never-trained model for comparison.
 #
-# | params file | jets | run time on 2 cores |
+# | params file | jets | run time on 2 cores (shared, loaded) |
 # |---|---|---|
-# | `params/tiny.yaml` | 100 (test split) | ~15 s |
-# | `params/jetclass.yaml` | 5 000 | ~8 min (estimate: 2.5 × toplandscape) |
-# | `params/toplandscape.yaml` | 2 000 | ~3 min |
-# | `params/quarkgluon.yaml` | 2 000 | ~3 min (estimate, as toplandscape) |
+# | `params/tiny.yaml` | 100 (test split) | 60 s |
+# | `params/jetclass.yaml` | 5 000 | ~17 min (estimate: measured 418 s for 2 000 jets) |
+# | `params/toplandscape.yaml` | 2 000 | 7–13 min (measured 779 s under heavy load) |
+# | `params/quarkgluon.yaml` | 2 000 | ~8 min (estimate, as toplandscape) |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"
