@@ -22,7 +22,12 @@ n ~ Poisson(40) capped at P, zero padding, the 7 ``kin`` features computed from 
    threshold: large tensors go straight to mmap), which separates allocator growth from
    memory the code keeps; live tensors are counted before and after as a direct check.
 
-    python benchmarks/model.py [--threads 2] [--quick] [--out benchmarks/model.json]
+    python benchmarks/model.py [--threads 2] [--quick] [--parts throughput,probe,memory]
+                               [--out benchmarks/model.json]
+
+``--parts`` runs only some parts; the others are kept from an existing ``--out`` file, and
+``parts`` in the JSON records when, on how many threads and at what machine load (1-minute
+load average at the start of the part) each part was measured.
 """
 
 from __future__ import annotations
@@ -452,6 +457,8 @@ def main() -> None:
     ap.add_argument("--memory-case", type=int, default=None, metavar="N",
                     help="internal: stream N jets, print one JSON line (run in a subprocess)")
     ap.add_argument("--batch", type=int, default=500, help="batch of --memory-case")
+    ap.add_argument("--parts", default="throughput,probe,memory",
+                    help="comma-separated parts to run (others kept from --out)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_case is not None:
@@ -475,21 +482,34 @@ def main() -> None:
         result["weaver_unavailable"] = reason
         print(json.dumps({"weaver": None, "reason": reason}), flush=True)
     configs = {"official": official_config(), "cpu_default": cpu_default_config()}
-
-    result["throughput"] = []
-    for name, (config, length) in configs.items():
-        result["throughput"] += throughput(name, config, length, weaver_class, sizes)
-    result["probe_overhead"] = [probe_overhead(name, config, length, sizes)
-                                for name, (config, length) in configs.items()]
-    result["memory"] = [memory_flatness(sizes["memory_cases"], sizes["memory_batch"],
-                                        args.threads, allocator) for allocator in ALLOCATORS]
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    result["parts"] = previous.get("parts", {})
+    for part in ("throughput", "probe", "memory"):
+        key = "probe_overhead" if part == "probe" else part
+        if part not in parts:
+            if key in previous:
+                result[key] = previous[key]
+            continue
+        result["parts"][part] = {"date": time.strftime("%Y-%m-%d %H:%M"), "threads": args.threads,
+                                 "load_average_1min_at_start": os.getloadavg()[0]}
+        if part == "throughput":
+            result[key] = []
+            for name, (config, length) in configs.items():
+                result[key] += throughput(name, config, length, weaver_class, sizes)
+        elif part == "probe":
+            result[key] = [probe_overhead(name, config, length, sizes)
+                           for name, (config, length) in configs.items()]
+        else:
+            result[key] = [memory_flatness(sizes["memory_cases"], sizes["memory_batch"],
+                                           args.threads, allocator) for allocator in ALLOCATORS]
     result["summary"] = {
         "partnb_over_weaver": {f"{r['config']}_{r['mode']}": r.get("ratio_partnb_over_weaver")
-                               for r in result["throughput"]},
+                               for r in result.get("throughput", [])},
         "probe_over_fused": {r["config"]: r["time_ratio_probe_over_fused"]
-                             for r in result["probe_overhead"]},
+                             for r in result.get("probe_overhead", [])},
         "memory_peak_ratio": {m["allocator"]: m.get("peak_ratio_large_over_small")
-                              for m in result["memory"]},
+                              for m in result.get("memory", [])},
         "targets": {"probe_over_fused_max": 2.0, "memory_peak_ratio": 1.0},
     }
     path = Path(args.out)

@@ -1,0 +1,197 @@
+"""Analysis speed and memory, written to benchmarks/analysis.json.
+
+On the default JetClass model (``params/jetclass.yaml``, committed checkpoint) and its test
+split, on ``--threads`` torch threads:
+
+1. jets/s of the full streaming analysis pass — one probed forward pass capturing A, U and
+   the softmax weights of every particle block, feeding the consumers of notebooks 03, 04 and
+   06 (attention distribution, |A|/|U|, interaction-dependent and non-binary counts, U
+   structure, row variation) — against plain inference on the fused attention path; both
+   timed interleaved in rounds (median). Target: probes <= 2x plain.
+2. peak RSS (VmHWM) of that pass over 10k and over 100k jets (the test split cycled), each in
+   a fresh subprocess: target flat within 10 %. Run with glibc's default malloc and with
+   ``MALLOC_MMAP_THRESHOLD_=131072`` (see benchmarks/model.py for why both).
+
+    python benchmarks/analysis.py [--threads 2] [--quick] [--out benchmarks/analysis.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+PARAMS = REPO / "params" / "jetclass.yaml"
+ALLOCATORS = {"glibc_default": {}, "mmap_threshold_128k": {"MALLOC_MMAP_THRESHOLD_": "131072"}}
+
+
+def setup(max_jets: int | None = None):
+    from partnb.analysis.stream import analysis_inputs
+    from partnb.data.schema import DATASETS
+    from partnb.params import load_params
+    from partnb.train import trained_model
+
+    params = load_params(PARAMS)
+    model = trained_model(params, train_if_missing=False)
+    inputs = analysis_inputs(params, n_jets=max_jets)
+    return params, model, inputs, list(DATASETS[params.dataset.name].classes)
+
+
+def consumers(model, classes):
+    from partnb.analysis.interaction import InteractionCounter, RowVariation, UStructure
+    from partnb.analysis.magnitude import MagnitudeRatio
+    from partnb.analysis.sparsity import AttentionSparsity
+
+    cfg = model.config
+    return [AttentionSparsity(cfg["num_layers"], cfg["num_heads"], classes),
+            MagnitudeRatio(cfg["num_layers"]), InteractionCounter(), UStructure(), RowVariation()]
+
+
+def cycled(inputs, n_jets: int):
+    """``inputs`` repeated to ``n_jets`` jets (views batch by batch, nothing copied up front)."""
+    from partnb.analysis.stream import _take
+
+    reps = int(np.ceil(n_jets / len(inputs)))
+    index = np.tile(np.arange(len(inputs)), reps)[:n_jets]
+    return _take(inputs, index) if n_jets <= len(inputs) else _Cycled(inputs, index)
+
+
+class _Cycled:
+    """A JetInputs-like view that materialises only the rows a batch asks for."""
+
+    def __init__(self, inputs, index):
+        self.inputs, self.index = inputs, index
+        self.feature_set, self.feature_names = inputs.feature_set, inputs.feature_names
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getattr__(self, name):
+        if name in ("features", "vectors", "mask", "label", "n_particles"):
+            return _Rows(getattr(self.inputs, name), self.index)
+        raise AttributeError(name)
+
+
+class _Rows:
+    def __init__(self, array, index):
+        self.array, self.index = array, index
+
+    def __getitem__(self, idx):
+        return self.array[self.index[idx]]
+
+
+def full_pass(model, inputs, classes, batch: int):
+    from partnb.analysis.stream import stream_attention
+
+    return stream_attention(model, inputs, consumers(model, classes), batch_size=batch,
+                            capture=("A", "U", "P"))
+
+
+def plain_pass(model, inputs, batch: int):
+    from partnb.train import predict
+
+    return predict(model, inputs, batch_size=batch)
+
+
+def throughput(model, inputs, classes, batch: int, rounds: int) -> dict:
+    for _ in range(6):  # past the trimmer's 5 untrimmed calls
+        plain_pass(model, cycled(inputs, batch), batch)
+    rates: dict[str, list[float]] = {"plain": [], "analysis": []}
+    for _ in range(rounds):
+        for name in rates:
+            t0 = time.perf_counter()
+            if name == "plain":
+                plain_pass(model, inputs, batch)
+            else:
+                full_pass(model, inputs, classes, batch)
+            rates[name].append(len(inputs) / (time.perf_counter() - t0))
+    plain, analysis = (statistics.median(rates[k]) for k in ("plain", "analysis"))
+    return {"jets": len(inputs), "batch": batch, "rounds": rounds,
+            "plain_jets_per_s": round(plain, 1), "analysis_jets_per_s": round(analysis, 1),
+            "rounds_jets_per_s": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
+            "time_ratio_analysis_over_plain": round(plain / analysis, 3), "target": "<= 2"}
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_case(n_jets: int, batch: int) -> dict:
+    params, model, inputs, classes = setup()
+    peak_before = peak_rss_mb()
+    t0 = time.perf_counter()
+    full_pass(model, cycled(inputs, n_jets), classes, batch)
+    seconds = time.perf_counter() - t0
+    return {"jets": n_jets, "batch": batch, "seconds": round(seconds, 1),
+            "jets_per_s": round(n_jets / seconds, 1), "peak_before_mb": round(peak_before, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def memory(cases: tuple[int, int], batch: int, threads: int) -> list[dict]:
+    out = []
+    for name, extra in ALLOCATORS.items():
+        row: dict = {"allocator": name, "env": extra}
+        for n in cases:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-case", str(n),
+                   "--batch", str(batch), "--threads", str(threads)]
+            res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                                 env=os.environ | extra)
+            row[f"jets_{n}"] = (json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0
+                                else {"error": res.stderr[-2000:]})
+        small, large = (row[f"jets_{n}"] for n in cases)
+        if "error" not in small and "error" not in large:
+            row["peak_ratio_large_over_small"] = round(large["peak_rss_mb"] / small["peak_rss_mb"], 3)
+            row["target"] = "flat within 10 %: ratio <= 1.10"
+        print(json.dumps(row), flush=True)
+        out.append(row)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    ap.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
+    ap.add_argument("--memory-case", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=100)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.memory_case is not None:
+        print(json.dumps(memory_case(args.memory_case, args.batch)), flush=True)
+        return
+    params, model, inputs, classes = setup(max_jets=500 if args.quick else 2000)
+    result = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "torch": torch.__version__,
+                    "threads": args.threads, "load_average_at_start": os.getloadavg()},
+        "date": time.strftime("%Y-%m-%d"), "quick": args.quick, "params": str(PARAMS.relative_to(REPO)),
+        "model": {k: v for k, v in model.config.items() if k in ("embed_dims", "pair_embed_dims",
+                                                                 "num_heads", "num_layers")},
+        "max_particles": params.features.max_particles,
+        "consumers": [type(c).__name__ for c in consumers(model, classes)],
+    }
+    result["throughput"] = throughput(model, inputs, classes, args.batch, 2 if args.quick else 3)
+    print(json.dumps(result["throughput"]), flush=True)
+    cases = (1000, 4000) if args.quick else (10_000, 100_000)
+    result["memory"] = memory(cases, args.batch, args.threads)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
