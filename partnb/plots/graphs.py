@@ -57,8 +57,9 @@ def eta_phi_attention_graph(ax, graph, weights: np.ndarray, *, title: str | None
             a = alpha[i[sel], j[sel]]
             colors = np.zeros((len(a), 4))
             colors[:, 3] = a
+            # rasterized: thousands of segments would make a PDF of several MB
             ax.add_collection(LineCollection(xy[sel], colors=colors, linewidths=scale * a,
-                                             linestyles=style, zorder=1))
+                                             linestyles=style, zorder=1, rasterized=True))
     lpt = graph.log_pt
     span = lpt.max() - lpt.min()
     p_alpha = np.maximum(0.5, (lpt - lpt.min()) / span if span > 0 else np.ones_like(lpt))
