@@ -12,7 +12,13 @@ split, on ``--threads`` torch threads:
    a fresh subprocess: target flat within 10 %. Run with glibc's default malloc and with
    ``MALLOC_MMAP_THRESHOLD_=131072`` (see benchmarks/model.py for why both).
 
-    python benchmarks/analysis.py [--threads 2] [--quick] [--out benchmarks/analysis.json]
+    python benchmarks/analysis.py [--threads 2] [--quick] [--parts throughput,memory]
+                                  [--out benchmarks/analysis.json]
+
+``--parts`` runs only some parts and keeps the others from an existing ``--out`` file; ``parts``
+in the JSON records when, on how many threads and at what load each part was measured (the
+memory part is insensitive to load, the throughput ratio less so: both passes are timed
+interleaved).
 """
 
 from __future__ import annotations
@@ -116,7 +122,18 @@ def throughput(model, inputs, classes, batch: int, rounds: int) -> dict:
                 full_pass(model, inputs, classes, batch)
             rates[name].append(len(inputs) / (time.perf_counter() - t0))
     plain, analysis = (statistics.median(rates[k]) for k in ("plain", "analysis"))
+    # where the time goes: the probed pass with no consumer, then each consumer alone
+    from partnb.analysis.stream import stream_attention
+
+    alone = {}
+    for consumer in [None, *consumers(model, classes)]:
+        t0 = time.perf_counter()
+        stream_attention(model, inputs, [] if consumer is None else [consumer], batch_size=batch,
+                         capture=("A", "U", "P"))
+        name = "probe_only" if consumer is None else type(consumer).__name__
+        alone[name] = round(len(inputs) / (time.perf_counter() - t0), 1)
     return {"jets": len(inputs), "batch": batch, "rounds": rounds,
+            "time_ratio_over_plain_each_alone": {k: round(plain / v, 2) for k, v in alone.items()},
             "plain_jets_per_s": round(plain, 1), "analysis_jets_per_s": round(analysis, 1),
             "rounds_jets_per_s": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
             "time_ratio_analysis_over_plain": round(plain / analysis, 3), "target": "<= 2"}
@@ -169,6 +186,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
     ap.add_argument("--memory-case", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--parts", default="throughput,memory")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_case is not None:
@@ -185,10 +203,22 @@ def main() -> None:
         "max_particles": params.features.max_particles,
         "consumers": [type(c).__name__ for c in consumers(model, classes)],
     }
-    result["throughput"] = throughput(model, inputs, classes, args.batch, 2 if args.quick else 3)
-    print(json.dumps(result["throughput"]), flush=True)
-    cases = (1000, 4000) if args.quick else (10_000, 100_000)
-    result["memory"] = memory(cases, args.batch, args.threads)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    result["parts"] = previous.get("parts", {})
+    for part in ("throughput", "memory"):
+        if part not in parts:
+            if part in previous:
+                result[part] = previous[part]
+            continue
+        result["parts"][part] = {"date": time.strftime("%Y-%m-%d %H:%M"), "threads": args.threads,
+                                 "load_average_1min_at_start": os.getloadavg()[0]}
+        if part == "throughput":
+            result[part] = throughput(model, inputs, classes, args.batch, 2 if args.quick else 3)
+            print(json.dumps(result[part]), flush=True)
+        else:
+            result[part] = memory((1000, 4000) if args.quick else (10_000, 100_000), args.batch,
+                                  args.threads)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 
