@@ -159,9 +159,10 @@ def memory_case(n_jets: int, batch: int) -> dict:
             "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
-def memory(cases: tuple[int, int], batch: int, threads: int) -> list[dict]:
+def memory(cases: tuple[int, int], batch: int, threads: int, allocators) -> list[dict]:
     out = []
-    for name, extra in ALLOCATORS.items():
+    for name in allocators:
+        extra = ALLOCATORS[name]
         row: dict = {"allocator": name, "env": extra}
         for n in cases:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-case", str(n),
@@ -174,6 +175,7 @@ def memory(cases: tuple[int, int], batch: int, threads: int) -> list[dict]:
         if "error" not in small and "error" not in large:
             row["peak_ratio_large_over_small"] = round(large["peak_rss_mb"] / small["peak_rss_mb"], 3)
             row["target"] = "flat within 10 %: ratio <= 1.10"
+            row["cases"] = list(cases)
         print(json.dumps(row), flush=True)
         out.append(row)
     return out
@@ -187,6 +189,9 @@ def main() -> None:
     ap.add_argument("--memory-case", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--parts", default="throughput,memory")
+    ap.add_argument("--memory-cases", default="10000,100000",
+                    help="the two jet counts whose peak memory is compared")
+    ap.add_argument("--allocators", default=",".join(ALLOCATORS), help="allocator variants to run")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_case is not None:
@@ -217,8 +222,8 @@ def main() -> None:
             result[part] = throughput(model, inputs, classes, args.batch, 2 if args.quick else 3)
             print(json.dumps(result[part]), flush=True)
         else:
-            result[part] = memory((1000, 4000) if args.quick else (10_000, 100_000), args.batch,
-                                  args.threads)
+            cases = (1000, 4000) if args.quick else tuple(int(x) for x in args.memory_cases.split(","))
+            result[part] = memory(cases, args.batch, args.threads, args.allocators.split(","))
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 
