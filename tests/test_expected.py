@@ -25,7 +25,7 @@ from conftest import REPO
 
 EXPECTED = REPO / "tests" / "expected"
 FIGURES = REPO / "figures"
-DATASETS = ("jetclass", "toplandscape", "quarkgluon")
+DATASETS = ("jetclass", "toplandscape", "quarkgluon", "comparison")
 AGGREGATES = {"count": len, "sum": math.fsum, "min": min, "max": max,
               "mean": lambda v: math.fsum(v) / len(v)}
 #: names of numbers that are probabilities, rates or fractions: a range covering [0, 1] is void
