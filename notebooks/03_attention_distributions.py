@@ -30,9 +30,9 @@
 # | params file | jets | run time on 2 cores (shared, loaded) |
 # |---|---|---|
 # | `params/tiny.yaml` | 100 (test split) | 36 s |
-# | `params/jetclass.yaml` | 5 000 | ~11 min (estimate: measured 254 s for 2 000 jets) |
-# | `params/toplandscape.yaml` | 2 000 | 4.5–8 min (measured 268 s and 467 s) |
-# | `params/quarkgluon.yaml` | 2 000 | ~5 min (estimate, as toplandscape) |
+# | `params/jetclass.yaml` | 2 000 | 1.7 min (measured, shared machine) |
+# | `params/toplandscape.yaml` | 2 000 | 2.5 min (measured, shared machine) |
+# | `params/quarkgluon.yaml` | 2 000 | 3.5 min (measured, shared machine) |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"

@@ -30,9 +30,9 @@
 # | params file | jets | run time on 2 cores (shared, loaded) |
 # |---|---|---|
 # | `params/tiny.yaml` | 100 (test split) | 60 s |
-# | `params/jetclass.yaml` | 5 000 | ~17 min (estimate: measured 418 s for 2 000 jets) |
-# | `params/toplandscape.yaml` | 2 000 | 7–13 min (measured 779 s under heavy load) |
-# | `params/quarkgluon.yaml` | 2 000 | ~8 min (estimate, as toplandscape) |
+# | `params/jetclass.yaml` | 2 000 | 7 min (measured, shared machine) |
+# | `params/toplandscape.yaml` | 2 000 | 7 min (measured, shared machine) |
+# | `params/quarkgluon.yaml` | 2 000 | 3.5 min (measured, shared machine) |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"

@@ -24,9 +24,9 @@
 # | params file | jets per jet type | run time on 2 cores |
 # |---|---|---|
 # | `params/tiny.yaml` | 10 per type (t→bℓν, t→bqq′, H→4q) | ~45 s |
-# | `params/jetclass.yaml` | 500 per type (t→bℓν, t→bqq′, H→4q) | ~4 min (1.7 min CPU; measured on a busy machine) |
-# | `params/toplandscape.yaml` | 1 000 top jets | ~1 min |
-# | `params/quarkgluon.yaml` | 1 000 quark, 1 000 gluon jets (subjets; graphs of one jet each) | ~1 min |
+# | `params/jetclass.yaml` | 500 per type (all of the test split: t→bℓν, t→bqq′, H→4q) | 2 min measured |
+# | `params/toplandscape.yaml` | ~1 000 top jets | 1 min measured |
+# | `params/quarkgluon.yaml` | ~1 000 quark, ~1 000 gluon jets (subjets; graphs of one jet each) | 0.4 min measured |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"

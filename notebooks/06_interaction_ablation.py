@@ -24,9 +24,9 @@
 # | params file | jets analysed | run time on 2 cores |
 # |---|---|---|
 # | `params/tiny.yaml` | 100 | ~20 s measured (+ a few s to train the tiny ParT-plain) |
-# | `params/jetclass.yaml` | 5 000 | ~6 min measured on a shared machine (+ ~30 min to train ParT-plain if missing) |
-# | `params/toplandscape.yaml` | 2 000 | ~3 min measured on a shared machine |
-# | `params/quarkgluon.yaml` | 2 000 | ~3 min (estimate: same size as TL) |
+# | `params/jetclass.yaml` | 2 000 | 1.5 min measured (+ ~45 min to train ParT-plain if missing) |
+# | `params/toplandscape.yaml` | 2 000 | 1.5 min measured |
+# | `params/quarkgluon.yaml` | 2 000 | 1.2 min measured |
 #
 # Statistical errors: binomial (accuracy), bootstrap (AUC), Poisson on the background jets that
 # pass (rejection), jackknife over 10 jet groups (interaction metrics).

@@ -22,9 +22,9 @@
 # | params file | jets analysed | run time on 2 cores |
 # |---|---|---|
 # | `params/tiny.yaml` | 100 | ~25 s measured |
-# | `params/jetclass.yaml` | 5 000 | ~11 min measured on a heavily shared machine (10 passes at 70–180 jets/s) |
-# | `params/toplandscape.yaml` | 2 000 | ~4 min measured on a shared machine |
-# | `params/quarkgluon.yaml` | 2 000 | ~4 min (estimate: same size as TL) |
+# | `params/jetclass.yaml` | 2 000 | 2 min measured (10 passes, 1 thread) |
+# | `params/toplandscape.yaml` | 2 000 | 3.4 min measured |
+# | `params/quarkgluon.yaml` | 2 000 | 2 min measured |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"
