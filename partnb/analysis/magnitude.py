@@ -99,6 +99,7 @@ class MagnitudeRatio:
         self.n_batches = 0
         self._batch = None
         self._u_finite: Tensor | None = None  # finite entries of one block's U + M (as coded)
+        self._pairs: tuple | None = None  # (real-pair mask, |U|, its bins, groups) of the batch
 
     def update(self, key, record: dict[str, Tensor], batch) -> None:
         if not isinstance(key, int):
@@ -106,6 +107,7 @@ class MagnitudeRatio:
         if batch is not self._batch:
             self._batch = batch
             self._u_finite = None
+            self._pairs = None
             self.n_jets += len(batch.index)
             self.n_batches += 1
         if "A" in record and "U" in record:
@@ -120,8 +122,17 @@ class MagnitudeRatio:
         B, H, P, _ = a.shape
         real = ~padding
         pairs = real[:, None, :, None] & real[:, None, None, :]  # (B, 1, P, P)
-        group = torch.as_tensor(np.asarray(batch.index) % self.K, dtype=torch.long)
-        self._fill("correct", layer, a.abs(), u.abs(), pairs, group[:, None, None, None])
+        # only the real pairs enter: select them once (the same pairs in every block), and
+        # bin U once per batch (U is the same tensor for every block of a forward call)
+        if self._pairs is None:
+            group = torch.as_tensor(np.asarray(batch.index) % self.K, dtype=torch.long)
+            sel = pairs.expand(B, H, P, P)
+            abs_u = u.abs()[sel]
+            self._pairs = (sel, abs_u, _log10_bins(abs_u),
+                           group[:, None, None, None].expand(B, H, P, P)[sel])
+        sel, abs_u, u_bins, group_sel = self._pairs
+        self._fill("correct", layer, a.abs()[sel], abs_u, torch.tensor(True), group_sel,
+                   u_bins=u_bins)
         # U + M of the as-coded reading: padded keys −∞ dropped, padded query rows kept
         keys = real[:, None, None, :].expand(B, H, P, P)
         self._u_finite = u[keys]
@@ -140,7 +151,7 @@ class MagnitudeRatio:
         self._fill("as_coded", layer, abs_a, abs_u, torch.tensor(True), group)
 
     def _fill(self, variant: str, layer: int, abs_a: Tensor, abs_u: Tensor, ok: Tensor,
-              group: Tensor) -> None:
+              group: Tensor, u_bins: Tensor | None = None) -> None:
         """Add the pairs (abs_a, abs_u) where ``ok`` (broadcastable) to the histograms of
         ``layer``; ``group`` (broadcastable) is each pair's jackknife group."""
         K = self.K
@@ -157,7 +168,7 @@ class MagnitudeRatio:
             return counts.reshape(K, n_bins).numpy() if per_group else counts.numpy()
 
         self.abs_a[variant][layer] += count(_log10_bins(abs_a), nb, ok, False)
-        self.abs_u[variant][layer] += count(_log10_bins(abs_u), nb, ok, False)
+        self.abs_u[variant][layer] += count(_log10_bins(abs_u) if u_bins is None else u_bins, nb, ok, False)
         nonzero = abs_u > 0
         with_ratio = ok & nonzero
         r = abs_a.double() / abs_u.double()
