@@ -22,14 +22,14 @@ not by 4-momentum equality, which fails for identical momenta; unmatched real pa
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from partnb.data.generate import quiet_stdout
 
 from .stream import AnalysisError, analysis_inputs, real_pairs, stream_attention
 
@@ -182,23 +182,6 @@ class SubjetAssignment:
         return float(((self.labels < 0) & real).sum() / total) if total else float("nan")
 
 
-@contextlib.contextmanager
-def _quiet_stdout():
-    """Silence FastJet's banner, written by C++ straight to file descriptor 1."""
-    try:
-        fd = os.dup(1)
-    except OSError:  # pragma: no cover - no stdout at all
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            yield
-    finally:
-        os.dup2(fd, 1)
-        os.close(fd)
-
-
 def kt_subjets(vectors: np.ndarray, n_particles: np.ndarray, n_subjets: int,
                radius: float = 0.8) -> SubjetAssignment:
     """Map every real particle to one of the jet's N kT exclusive subjets (SPEC 4.4).
@@ -223,7 +206,7 @@ def kt_subjets(vectors: np.ndarray, n_particles: np.ndarray, n_subjets: int,
     labels = np.full((b, p), -1, dtype=np.int64)
     used = n_particles >= n_subjets
     jetdef = fastjet.JetDefinition(fastjet.kt_algorithm, radius, fastjet.E_scheme)
-    with _quiet_stdout():
+    with quiet_stdout():
         for k in np.flatnonzero(used):
             n = int(n_particles[k])
             cols = vectors[k, :, :n].astype(np.float64).T.tolist()

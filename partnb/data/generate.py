@@ -157,7 +157,7 @@ def chunk_seed(config: GenerationConfig, chunk: Chunk, cache_key: str | None = N
 
 
 @contextlib.contextmanager
-def _quiet_stdout():
+def quiet_stdout():
     """Silence C++ banners (FastJet, Pythia) written straight to file descriptor 1."""
     try:
         fd = os.dup(1)
@@ -177,7 +177,7 @@ def make_pythia(settings: Sequence[str]):
     """A configured, initialised ``pythia8mc.Pythia``; raises RuntimeError if init fails."""
     import pythia8mc
 
-    with _quiet_stdout():
+    with quiet_stdout():
         pythia = pythia8mc.Pythia("", False)
         for line in settings:
             if not pythia.readString(line):
@@ -323,7 +323,7 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
                       fin_counts)
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, card.jet_radius)
     min_pt = 0.8 * card.pt_min
-    with _quiet_stdout(), warnings.catch_warnings():
+    with quiet_stdout(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cs = fastjet.ClusterSequence(p4, jetdef)
         jets = cs.inclusive_jets(min_pt=min_pt)
@@ -457,7 +457,7 @@ def _substructure(parts: dict[str, np.ndarray], n_cons: np.ndarray, radius: floa
     p4 = ak.unflatten(ak.zip({"px": parts["part_px"], "py": parts["part_py"],
                               "pz": parts["part_pz"], "E": parts["part_energy"]}), n_cons)
     out = {}
-    with _quiet_stdout(), warnings.catch_warnings():
+    with quiet_stdout(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out["jet_sdmass"] = _softdrop_mass(parts, n_cons, radius)
         kt = fastjet.ClusterSequence(p4, fastjet.JetDefinition(fastjet.kt_algorithm, radius))
