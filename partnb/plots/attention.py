@@ -208,20 +208,26 @@ def ratio_decades(hist_rows: Sequence[dict], *, title: str | None = None):
     return fig
 
 
+def _step_per_dex(ax, rows: Sequence[dict], **style) -> bool:
+    """Draw log10-binned rows (finite bins only) as a probability density per dex; False if
+    there is nothing to draw."""
+    rows = [r for r in rows if np.isfinite(float(r["bin_lo"])) and np.isfinite(float(r["bin_hi"]))]
+    if not rows:
+        return False
+    centres = np.array([(float(r["bin_lo"]) + float(r["bin_hi"])) / 2 for r in rows])
+    width = np.array([float(r["bin_hi"]) - float(r["bin_lo"]) for r in rows])
+    ax.step(centres, np.array([float(r["probability"]) for r in rows]) / width, where="mid", **style)
+    return True
+
+
 def ratio_log10(hist_rows: Sequence[dict], *, title: str | None = None):
     """Histograms of log10 |A|/|U| (all blocks), one line per model and variant."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (model, variant), style in _STYLE.items():
-        sel = _select(hist_rows, model=model, variant=variant, binning="log10_ratio")
-        sel = [r for r in sel if np.isfinite(float(r["bin_lo"])) and np.isfinite(float(r["bin_hi"]))]
-        if not sel:
-            continue
-        centres = np.array([(float(r["bin_lo"]) + float(r["bin_hi"])) / 2 for r in sel])
-        width = np.array([float(r["bin_hi"]) - float(r["bin_lo"]) for r in sel])
-        ax.step(centres, np.array([float(r["probability"]) for r in sel]) / width, where="mid",
-                label=_label(model, variant), color=style["color"], ls=style["ls"])
+        _step_per_dex(ax, _select(hist_rows, model=model, variant=variant, binning="log10_ratio"),
+                      label=_label(model, variant), color=style["color"], ls=style["ls"])
     ax.axvspan(4, 5, color="grey", alpha=0.2, label="papers' peak 10^4–10^5")
     ax.set_xlabel(r"$\log_{10} |A| / |U|$")
     ax.set_ylabel("probability density per dex")
@@ -240,14 +246,9 @@ def magnitude_distributions(mag_rows: Sequence[dict], summary_rows: Sequence[dic
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, quantity in zip(axes, ("abs_A", "abs_U"), strict=True):
         for (model, variant), style in _STYLE.items():
-            sel = _select(mag_rows, model=model, variant=variant, quantity=quantity)
-            sel = [r for r in sel if np.isfinite(float(r["bin_lo"])) and np.isfinite(float(r["bin_hi"]))]
-            if not sel:
+            if not _step_per_dex(ax, _select(mag_rows, model=model, variant=variant, quantity=quantity),
+                                 label=_label(model, variant), color=style["color"], ls=style["ls"]):
                 continue
-            centres = np.array([(float(r["bin_lo"]) + float(r["bin_hi"])) / 2 for r in sel])
-            width = np.array([float(r["bin_hi"]) - float(r["bin_lo"]) for r in sel])
-            ax.step(centres, np.array([float(r["probability"]) for r in sel]) / width, where="mid",
-                    label=_label(model, variant), color=style["color"], ls=style["ls"])
             med = _select(summary_rows, model=model, variant=variant, layer="all")
             if med:
                 col = "median_abs_a" if quantity == "abs_A" else "median_abs_u"
