@@ -31,6 +31,17 @@ def _generate(dataset: str, cache_dir: Path, jets_per_class: int):
     return config, files
 
 
+@pytest.fixture
+def one_torch_thread():
+    """The test machine is shared: one torch thread is faster than two oversubscribed ones."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def generated_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("generated")

@@ -24,13 +24,7 @@ from partnb.model.part import (
 N_FEATURES = 7
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine is shared: one torch thread is faster than two oversubscribed ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_model(num_classes: int = 3, seed: int = 0) -> ParticleTransformer:

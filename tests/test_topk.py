@@ -15,13 +15,7 @@ from partnb.analysis import topk
 from partnb.model.part import AttentionProbe, Intervention
 from partnb.reference import TOPK_PUBLISHED
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_parse_k():
