@@ -18,20 +18,29 @@ A consumer is any object with a method ``update(key, record, batch)``:
 Consumers may also define ``update_logits(logits, batch)`` to see the model's output.
 
 Only entries with query and key both real particles are meaningful (SPEC pitfall 4):
-:func:`real_pairs` and :func:`real_queries` give the masks.
+:func:`real_pairs` and :func:`real_queries` give the masks, and :func:`pair_layout` the
+positions of those entries, computed once per batch and shared by every block and consumer.
+
+Speed: a block's tensors hold ~10⁶–10⁷ entries, and what a consumer does to each of them is
+what the analysis pass costs beyond inference. The consumers therefore gather the real pairs
+once (``index_select`` with :class:`PairLayout`, not boolean indexing, which is ~30× slower),
+bin by arithmetic on the values (not ``torch.bucketize``, ~100× slower than a multiply and a
+floor on one thread), histogram with one ``bincount`` per quantity and work in reusable
+:class:`Scratch` buffers (a fresh multi-megabyte tensor per operation costs more in page
+faults than the operation itself). ``benchmarks/analysis.py`` measures the result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["AnalysisError", "Batch", "analysis_inputs", "class_indices", "real_pairs",
-           "real_queries", "stream_attention"]
+__all__ = ["AnalysisError", "Batch", "PairLayout", "Scratch", "analysis_inputs", "class_indices",
+           "pair_layout", "real_pairs", "real_queries", "stream_attention"]
 
 
 class AnalysisError(ValueError):
@@ -53,6 +62,8 @@ class Batch:
     label: np.ndarray
     n: np.ndarray
     inputs: object
+    #: what consumers share within this batch (e.g. the :class:`PairLayout` of its blocks)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def analysis_inputs(params, *, n_jets: int | None = None, classes: Sequence[str] | None = None,
@@ -114,6 +125,89 @@ def real_pairs(record: dict[str, Tensor]) -> Tensor:
     """(B, 1, P, P) bool: query i and key j are both real particles (particle blocks)."""
     real = ~record["padding_mask"]
     return (real[:, :, None] & real[:, None, :])[:, None]
+
+
+class PairLayout:
+    """Where the entries that count sit in one batch's (B, H, P, P) attention tensors.
+
+    The entries are those of real query and real key (``real_only=True``), or every entry of
+    the jets with at least one real particle (the papers' as-coded reading, padding
+    included). They are ordered head by head, then jet by jet, row-major within a jet: the
+    same m = M / H pairs for every head, so gathered values reshape to (H, m).
+
+    Attributes:
+        flat: (M,) int64 positions in the flattened (B, H, P, P) tensor (``index_select``).
+        jet: (m,) int64 the jet of each pair of one head.
+        pos: (m,) int64 the position i·P + j of each pair in its jet's P × P map.
+        counts: (B, H) int64 numpy, entries per (jet, head).
+    """
+
+    def __init__(self, padding: Tensor, heads: int, *, real_only: bool = True) -> None:
+        real = ~padding  # (B, P)
+        B, P = real.shape
+        if real_only:
+            pairs = real[:, :, None] & real[:, None, :]
+        else:
+            pairs = real.any(dim=1)[:, None, None].expand(B, P, P)
+        self.shape = (B, heads, P, P)
+        per_jet = pairs.reshape(B, P * P).sum(dim=1)
+        where = torch.nonzero(pairs.reshape(-1))[:, 0]  # jet-major positions b·P² + ij
+        self.jet, self.pos = where // (P * P), where % (P * P)
+        base = where + self.jet * ((heads - 1) * P * P)  # b·H·P² + ij
+        self.flat = (base[None, :] + torch.arange(heads)[:, None] * (P * P)).reshape(-1)
+        self.counts = per_jet[:, None].expand(B, heads).numpy().astype(np.int64)
+        self._offsets: dict = {}
+
+    def __len__(self) -> int:
+        return int(self.flat.numel())
+
+    @property
+    def heads(self) -> int:
+        return self.shape[1]
+
+    def offsets(self, bins: int) -> Tensor:
+        """(M,) int32 (b·H + h)·bins: add an entry's bin in [0, bins) and ``bincount`` with
+        ``minlength = B·H·bins`` to histogram every (jet, head) at once (cached per ``bins``)."""
+        if bins not in self._offsets:
+            H = self.heads
+            per_jet = (self.jet * (H * bins)).to(torch.int32)
+            self._offsets[bins] = (per_jet[None, :] + torch.arange(H, dtype=torch.int32)[:, None]
+                                   * bins).reshape(-1)
+        return self._offsets[bins]
+
+    def gather(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """The entries of ``x`` (B, H, P, P) (broadcast over H if its H is 1), as (M,)."""
+        if x.shape != self.shape:
+            x = x.expand(self.shape)
+        x = x.contiguous().reshape(-1)
+        return torch.index_select(x, 0, self.flat, out=out) if out is not None else x[self.flat]
+
+
+def pair_layout(record: dict[str, Tensor], batch: Batch, heads: int, *,
+                real_only: bool = True) -> PairLayout:
+    """The :class:`PairLayout` of this batch's blocks (built once per batch, shape and reading,
+    then shared through ``batch.cache``)."""
+    padding = record["padding_mask"]
+    key = ("pairs", heads, tuple(padding.shape), real_only)
+    layout = batch.cache.get(key)
+    if layout is None:
+        layout = batch.cache[key] = PairLayout(padding, heads, real_only=real_only)
+    return layout
+
+
+class Scratch:
+    """Reusable work buffers of a consumer: ``scratch("name", n, dtype)`` is a length-n view of
+    a buffer that only grows, so streaming many batches allocates each buffer once."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[str, torch.dtype], Tensor] = {}
+
+    def __call__(self, name: str, size: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        buffer = self._buffers.get((name, dtype))
+        if buffer is None or buffer.numel() < size:
+            # a quarter extra, so slowly growing batches do not reallocate every time
+            buffer = self._buffers[(name, dtype)] = torch.empty(size + size // 4, dtype=dtype)
+        return buffer[:size]
 
 
 def stream_attention(
