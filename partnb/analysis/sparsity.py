@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from partnb.analysis.stream import Scratch, pair_layout
+
 __all__ = [
     "HEATMAP_CLASS",
     "LINEAR_EDGES",
@@ -124,6 +126,15 @@ def untrimmed(model) -> Iterator[object]:
             trimmer.enabled = previous
 
 
+#: Entry codes c = ceil(100 w) (0: w = 0 exactly; 100: w > 0.99); code c > 0 lies in linear
+#: bin (c − 1) // 5, code 0 in the first: bins (k/20, (k+1)/20], so an entry exactly on an
+#: inner edge k/20 goes to the lower bin, unlike np.histogram — immaterial for softmax
+#: outputs, while exact zeros and exact ones land where numpy puts them (pitfall 15).
+_CODES = 101
+_LOG_SHIFT = torch.tensor(33.0)  # log bin of w: floor(4 log10 w + 33), clamped to [0, 32]
+_CODE_TO_LINEAR = torch.zeros(_CODES, len(LINEAR_EDGES) - 1, dtype=torch.long)
+_CODE_TO_LINEAR[torch.arange(_CODES), (torch.arange(_CODES) - 1).clamp(min=0) // 5] = 1
+
 # counters per (class, group, layer, head), last axis:
 _ENTRIES, _ABOVE, _ZERO, _ROWS, _ROWS_08, _ROWS_095 = range(6)
 _N_COUNTERS = 6
@@ -169,6 +180,7 @@ class AttentionSparsity:
         self.uniform_single = np.zeros((C, groups), np.int64)  # jets with n = 1
         self.uniform_row_max = np.zeros((C, len(ROW_MAX_EDGES) - 1), np.int64)
         self._padding: dict[int, Tensor] = {}
+        self._scratch = Scratch()
         self._seen: dict[str, set] = {v: set() for v in VARIANTS}
         self._current = None
 
@@ -231,33 +243,32 @@ class AttentionSparsity:
         real = ~padding  # (B, P)
         n = real.sum(dim=1)
         has = n > 0  # jets with n = 0 give NaN rows (pitfall 4): skipped
-        if real_only:
-            key_ok, row_ok = real[:, None, None, :], real[:, None, :, None]  # broadcastable
-            entries, rows = n * n, n
-        else:
-            key_ok = row_ok = has[:, None, None, None]
-            entries, rows = has * Pq * Pk, has * Pq
-        entry_ok = key_ok & row_ok  # (B, 1, P or 1, P or 1)
-        class_head = label[:, None] * H + torch.arange(H)[None, :]  # (B, H)
-        for hist, edges in ((self.linear[variant], LINEAR_EDGES), (self.log[variant], LOG_EDGES)):
-            nb = len(edges) - 1
-            trash = C * H * nb  # excluded entries are counted here and dropped
-            index = (class_head[:, :, None, None] * nb + bin_index(w, edges)).masked_fill_(
-                ~entry_ok, trash)
-            counts = torch.bincount(index.reshape(-1), minlength=trash + 1)[:trash]
-            counts = counts.reshape(C, H, nb).numpy()
-            hist[:, layer] += counts
-            if hist is self.linear[variant]:
-                self._batch_counts[variant][layer] += counts.sum(axis=(0, 1))
+        # every entry that counts, gathered once: codes c = ceil(100 w) per (jet, head) give
+        # the linear bins, exact zeros and w > 0.99; codes of log10 w give the log bins
+        layout = pair_layout({"padding_mask": padding}, batch, H, real_only=real_only)
+        M = len(layout)
+        values = layout.gather(w, out=self._scratch("w", M))
+        work, codes = self._scratch("work", M), self._scratch("codes", M, torch.int32)
+        torch.mul(values, _CODES - 1, out=work)
+        codes.copy_(work.ceil_()).add_(layout.offsets(_CODES))  # softmax: 0 <= w <= 1
+        per_code = torch.bincount(codes, minlength=B * H * _CODES).reshape(B, H, _CODES)
+        torch.log10(values, out=work)
+        torch.add(_LOG_SHIFT, work, alpha=4, out=work)  # 4 bins per decade from 1e-8
+        codes.copy_(work.clamp_(0, len(LOG_EDGES) - 2)).add_(layout.offsets(len(LOG_EDGES) - 1))
+        per_log = torch.bincount(codes, minlength=B * H * (len(LOG_EDGES) - 1))
+        # per class and head: index_add over the jets' labels
+        per_linear = per_code.reshape(B * H, _CODES) @ _CODE_TO_LINEAR  # (B*H, 20)
+        for hist, counts in ((self.linear[variant], per_linear), (self.log[variant], per_log)):
+            torch.from_numpy(hist[:, layer]).index_add_(0, label, counts.reshape(B, H, -1))
+        self._batch_counts[variant][layer] += per_linear.sum(dim=0).numpy()
         self._seen[variant].add(layer)
-        # rows: maximum over the keys that count (padded keys hold exact zeros anyway)
-        row_max = w.masked_fill(~key_ok, 0.0).amax(dim=-1) if real_only else w.amax(dim=-1)
-        row_ok3 = row_ok[..., 0]  # (B, 1, P or 1)
+        # rows: maximum over the keys (padded keys hold exact zeros: softmax of −∞)
+        row_max = w.amax(dim=-1)  # (B, H, P)
+        row_ok = real[:, None, :].expand(B, H, Pq) if real_only else has[:, None, None].expand(B, H, Pq)
         nbr = len(ROW_MAX_EDGES) - 1
-        trash = C * H * nbr
-        index = (class_head[:, :, None] * nbr + bin_index(row_max.clamp(0, 1), ROW_MAX_EDGES))
-        index = index.masked_fill_(~row_ok3, trash)
-        counts = torch.bincount(index.reshape(-1), minlength=trash + 1)[:trash]
+        row_bin = (row_max * nbr).floor_().clamp_(0, nbr - 1).long()
+        row_index = (label[:, None, None] * H + torch.arange(H)[None, :, None]) * nbr + row_bin
+        counts = torch.bincount(row_index[row_ok], minlength=C * H * nbr)
         self.row_max[variant][:, layer] += counts.reshape(C, H, nbr).numpy()
         # row sums over real keys, on real rows (padded keys have weight exactly 0)
         row_sum = w.sum(dim=-1).masked_fill(~real[:, None, :], 1.0)
@@ -266,12 +277,12 @@ class AttentionSparsity:
             self.max_row_sum_error[variant] = max(self.max_row_sum_error[variant], err)
         # counters per (class, group, head) of this layer
         per_jet = torch.stack([
-            entries[:, None].expand(B, H),
-            ((w > ENTRY_THRESHOLD) & entry_ok).sum(dim=(2, 3)),
-            ((w == 0) & entry_ok).sum(dim=(2, 3)),
-            rows[:, None].expand(B, H),
-            ((row_max >= ROW_THRESHOLDS[0]) & row_ok3).sum(dim=2),
-            ((row_max >= ROW_THRESHOLDS[1]) & row_ok3).sum(dim=2),
+            per_code.sum(dim=-1),
+            per_code[..., _CODES - 1],  # ceil(100 w) = 100: w > 0.99
+            per_code[..., 0],  # ceil(100 w) = 0: w = 0 exactly
+            row_ok.sum(dim=2),
+            ((row_max >= ROW_THRESHOLDS[0]) & row_ok).sum(dim=2),
+            ((row_max >= ROW_THRESHOLDS[1]) & row_ok).sum(dim=2),
         ], dim=-1).numpy()  # (B, H, 6)
         cg = self.counters[variant][:, :, layer]  # (C, K, H, 6) view
         np.add.at(cg, (label.numpy(), group), per_jet)
