@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from partnb.analysis.sparsity import bin_index, jackknife_ratio, median_from_histogram
+from partnb.analysis.sparsity import jackknife_ratio, median_from_histogram
+from partnb.analysis.stream import Scratch, pair_layout
 
 __all__ = [
     "DECADE_EDGES",
@@ -64,11 +65,29 @@ def decade_labels(edges: Sequence[float] = DECADE_EDGES) -> list[str]:
     return [f"{name(a)}–{name(b)}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-def _log10_bins(x: Tensor) -> Tensor:
-    """Bin of log10 x in :data:`LOG10_EDGES` (x ≥ 0; 0 → underflow)."""
-    lx = torch.log10(x.double())
-    inner = torch.as_tensor(LOG10_EDGES[1:-1])
-    return torch.bucketize(lx, inner, right=True)
+#: Number of log10 bins; bin of log10 x = clamp(floor(log10 x / step − edge₁ / step) + 1):
+#: arithmetic instead of a search over the 402 edges (values within ~10⁻⁶ dex of an edge may
+#: land in the neighbouring bin: float32 logs).
+N_BINS = len(LOG10_EDGES) - 1
+_SCALE = 1.0 / LOG10_STEP
+_SHIFT = 1.0 - LOG10_EDGES[1] / LOG10_STEP
+#: first log10 bin of each inner decade edge (1, 10, …, 10⁶): the decade histogram is a sum of
+#: log10 bins, and r < 1 / r ≥ 10⁴ are the bins below / from those edges
+_DECADE_START = [int(round(np.log10(e) * _SCALE + _SHIFT)) for e in DECADE_EDGES[1:-1]]
+_BIN_ONE, _BIN_1E4 = _DECADE_START[0], _DECADE_START[4]
+
+
+def _log_codes(log10x: Tensor, work: Tensor, codes: Tensor) -> Tensor:
+    """int32 bins in :data:`LOG10_EDGES` of the values whose log10 is ``log10x`` (−∞, i.e.
+    zeros, go to the underflow bin); ``work`` (float) and ``codes`` (int32) are outputs of the
+    same length."""
+    torch.add(torch.tensor(_SHIFT, dtype=log10x.dtype), log10x, alpha=_SCALE, out=work)
+    return codes.copy_(work.clamp_(0, N_BINS - 1))  # non-negative: truncation = floor
+
+
+def _decades(hist: np.ndarray) -> np.ndarray:
+    """Decade-bin counts (last axis) from log10-bin counts."""
+    return np.add.reduceat(hist, [0, *_DECADE_START], axis=-1)
 
 
 class MagnitudeRatio:
@@ -79,108 +98,133 @@ class MagnitudeRatio:
 
     Attributes (per variant ``"correct"`` / ``"as_coded"``):
         ratio_log10: (groups, L, bins) counts of log10 r.
-        ratio_decades: (groups, L, 8) counts in the decade bins.
+        ratio_decades: (groups, L, 8) counts in the decade bins (sums of log10 bins).
         abs_a, abs_u: (L, bins) counts of log10 |A| and log10 |U| of the pairs used
             (the correct variant: all real pairs; as coded: the kept, unaligned entries).
-        counters: (groups, L, 6): pairs, U = 0, ratios, r < 1, r > 10⁴, non-finite dropped.
+        counters: (groups, L, 6): pairs, U = 0, ratios, r < 1, r ≥ 10⁴, non-finite dropped.
     """
 
     def __init__(self, num_layers: int, *, groups: int = 20) -> None:
         self.L, self.K = num_layers, groups
-        nb = len(LOG10_EDGES) - 1
         variants = ("correct", "as_coded")
-        self.ratio_log10 = {v: np.zeros((groups, num_layers, nb), np.int64) for v in variants}
-        self.ratio_decades = {v: np.zeros((groups, num_layers, len(DECADE_EDGES) - 1), np.int64)
-                              for v in variants}
-        self.abs_a = {v: np.zeros((num_layers, nb), np.int64) for v in variants}
-        self.abs_u = {v: np.zeros((num_layers, nb), np.int64) for v in variants}
+        self.ratio_log10 = {v: np.zeros((groups, num_layers, N_BINS), np.int64) for v in variants}
+        self.abs_a = {v: np.zeros((num_layers, N_BINS), np.int64) for v in variants}
+        self.abs_u = {v: np.zeros((num_layers, N_BINS), np.int64) for v in variants}
         self.counters = {v: np.zeros((groups, num_layers, 6), np.int64) for v in variants}
         self.n_jets = 0
         self.n_batches = 0
         self._batch = None
+        self._u_plus_m: tuple[Tensor, Tensor] | None = None  # (U, padding) of the batch (as coded)
         self._u_finite: Tensor | None = None  # finite entries of one block's U + M (as coded)
-        self._pairs: tuple | None = None  # (real-pair mask, |U|, its bins, groups) of the batch
+        self._pairs: dict | None = None  # the batch's real pairs: layout, log10 |U|, offsets
+        self._scratch = Scratch()
+
+    @property
+    def ratio_decades(self) -> dict[str, np.ndarray]:
+        return {v: _decades(h) for v, h in self.ratio_log10.items()}
 
     def update(self, key, record: dict[str, Tensor], batch) -> None:
         if not isinstance(key, int):
             return
         if batch is not self._batch:
             self._batch = batch
-            self._u_finite = None
-            self._pairs = None
+            self._u_plus_m = self._u_finite = self._pairs = None
             self.n_jets += len(batch.index)
             self.n_batches += 1
         if "A" in record and "U" in record:
             self._correct(key, record, batch)
         if "A_as_coded" in record:
-            if self._u_finite is None:
+            if self._u_plus_m is None:
                 raise ValueError("the as-coded ratio needs U: capture ('A', 'U') as well")
             self._as_coded(key, record["A_as_coded"])
 
     def _correct(self, layer: int, record: dict[str, Tensor], batch) -> None:
-        a, u, padding = record["A"].float(), record["U"].float(), record["padding_mask"]
+        a, u, padding = record["A"], record["U"], record["padding_mask"]
         B, H, P, _ = a.shape
-        real = ~padding
-        pairs = real[:, None, :, None] & real[:, None, None, :]  # (B, 1, P, P)
-        # only the real pairs enter: select them once (the same pairs in every block), and
-        # bin U once per batch (U is the same tensor for every block of a forward call)
+        # only the real pairs enter: gathered with the batch's layout, and |U| (the same tensor
+        # for every block of a forward call) logged and binned once per batch
         if self._pairs is None:
-            group = torch.as_tensor(np.asarray(batch.index) % self.K, dtype=torch.long)
-            sel = pairs.expand(B, H, P, P)
-            abs_u = u.abs()[sel]
-            self._pairs = (sel, abs_u, _log10_bins(abs_u),
-                           group[:, None, None, None].expand(B, H, P, P)[sel])
-        sel, abs_u, u_bins, group_sel = self._pairs
-        self._fill("correct", layer, a.abs()[sel], abs_u, torch.tensor(True), group_sel,
-                   u_bins=u_bins)
+            layout = pair_layout(record, batch, H)
+            group = np.asarray(batch.index) % self.K
+            offsets = torch.as_tensor(group * N_BINS, dtype=torch.int32)[layout.jet]
+            self._pairs = {"layout": layout,
+                           **self._u_terms(layout.gather(u.float()).abs_(), offsets.expand(H, -1),
+                                           group, layout.jet)}
+            self._u_plus_m = (u, padding)
+        pairs = self._pairs
+        layout = pairs["layout"]
+        M = len(layout)
+        log_a = self._scratch("log_a", M)
+        torch.log10(layout.gather(a.float(), out=self._scratch("abs_a", M)).abs_(), out=log_a)
+        self._fill("correct", layer, log_a, pairs)
         # U + M of the as-coded reading: padded keys −∞ dropped, padded query rows kept
-        keys = real[:, None, None, :].expand(B, H, P, P)
-        self._u_finite = u[keys]
-        self.counters["as_coded"][self.n_batches % self.K, layer, _NONFINITE] += int((~keys).sum())
+        padded_keys = int(padding.sum()) * H * P
+        self.counters["as_coded"][self.n_batches % self.K, layer, _NONFINITE] += padded_keys
+
+    def _u_terms(self, abs_u: Tensor, offsets: Tensor, group: np.ndarray, jet: Tensor) -> dict:
+        """What the ratio needs of |U|, once per batch: log10 |U| (0 where U = 0), the
+        histogram offsets of each pair (its jackknife group's; a trash range for U = 0), the
+        histogram of log10 |U| and the per-group counts of pairs and of U = 0.
+
+        Args:
+            abs_u: (M,) |U| of the pairs, head by head (M = H·m).
+            offsets: (H, m) int32 group·bins of each pair.
+            group: jackknife group of each jet; ``jet``: (m,) the jet of each pair of a head.
+        """
+        zero = abs_u == 0
+        log_u = torch.log10(abs_u)
+        M = log_u.numel()
+        codes = _log_codes(log_u, self._scratch("work", M), self._scratch("codes", M, torch.int32))
+        hist_u = torch.bincount(codes, minlength=N_BINS).numpy()
+        log_u.masked_fill_(zero, 0.0)
+        offsets = offsets.reshape(M).masked_fill(zero, self.K * N_BINS)
+        heads = M // max(len(jet), 1)
+        jet_group = torch.as_tensor(group)[jet]
+        zeros = zero.reshape(heads, -1).view(torch.uint8).sum(dim=0, dtype=torch.int32)
+        return {"log_u": log_u, "offsets": offsets, "hist_u": hist_u,
+                "pairs": torch.bincount(jet_group, minlength=self.K).numpy() * heads,
+                "u_zero": torch.bincount(jet_group, weights=zeros.double(),
+                                         minlength=self.K).numpy().astype(np.int64)}
 
     def _as_coded(self, layer: int, a_prime: Tensor) -> None:
+        if self._u_finite is None:
+            u, padding = self._u_plus_m
+            B, H, P, _ = u.shape
+            keys = (~padding)[:, None, None, :].expand(B, H, P, P).reshape(-1)
+            self._u_finite = u.reshape(-1).index_select(0, torch.nonzero(keys)[:, 0]).float()
         a_flat = a_prime.float().reshape(-1)
         S, F = a_flat.numel(), self._u_finite.numel()
         start, stop = layer * S, min((layer + 1) * S, self.L * F)
         if stop <= start:
             return
         k = torch.arange(start, stop)
-        abs_a = a_flat[k - layer * S].abs()
-        abs_u = self._u_finite[k % F].abs()
-        group = torch.tensor(self.n_batches % self.K)
-        self._fill("as_coded", layer, abs_a, abs_u, torch.tensor(True), group)
+        log_a = torch.log10(a_flat[k - layer * S].abs())
+        group = self.n_batches % self.K
+        offsets = torch.full((1, len(k)), group * N_BINS, dtype=torch.int32)
+        terms = self._u_terms(self._u_finite[k % F].abs(), offsets, np.array([group]),
+                              torch.zeros(len(k), dtype=torch.long))
+        self._fill("as_coded", layer, log_a, terms)
 
-    def _fill(self, variant: str, layer: int, abs_a: Tensor, abs_u: Tensor, ok: Tensor,
-              group: Tensor, u_bins: Tensor | None = None) -> None:
-        """Add the pairs (abs_a, abs_u) where ``ok`` (broadcastable) to the histograms of
-        ``layer``; ``group`` (broadcastable) is each pair's jackknife group."""
-        K = self.K
-        nb = len(LOG10_EDGES) - 1
-        nd = len(DECADE_EDGES) - 1
-        shape = torch.broadcast_shapes(abs_a.shape, ok.shape, group.shape)
-        ok, group = ok.expand(shape), group.expand(shape)
-
-        def count(bins: Tensor, n_bins: int, keep: Tensor, per_group: bool) -> np.ndarray:
-            size = K * n_bins if per_group else n_bins
-            index = group * n_bins + bins if per_group else bins
-            index = index.masked_fill(~keep, size)  # excluded pairs: a trash bin, dropped
-            counts = torch.bincount(index.reshape(-1), minlength=size + 1)[:size]
-            return counts.reshape(K, n_bins).numpy() if per_group else counts.numpy()
-
-        self.abs_a[variant][layer] += count(_log10_bins(abs_a), nb, ok, False)
-        self.abs_u[variant][layer] += count(_log10_bins(abs_u) if u_bins is None else u_bins, nb, ok, False)
-        nonzero = abs_u > 0
-        with_ratio = ok & nonzero
-        r = abs_a.double() / abs_u.double()
-        self.ratio_log10[variant][:, layer] += count(_log10_bins(r), nb, with_ratio, True)
-        self.ratio_decades[variant][:, layer] += count(bin_index(r, DECADE_EDGES), nd, with_ratio, True)
+    def _fill(self, variant: str, layer: int, log_a: Tensor, terms: dict) -> None:
+        """Add the pairs of one block to the histograms and counters of ``layer``: ``log_a``
+        log10 |A| per pair, ``terms`` from :meth:`_u_terms`."""
+        K, M = self.K, log_a.numel()
+        work, codes = self._scratch("work", M), self._scratch("codes", M, torch.int32)
+        self.abs_a[variant][layer] += torch.bincount(_log_codes(log_a, work, codes),
+                                                     minlength=N_BINS).numpy()
+        self.abs_u[variant][layer] += terms["hist_u"]
+        # log10 r = log10 |A| − log10 |U|; pairs with U = 0 go to the trash range
+        _log_codes(torch.sub(log_a, terms["log_u"], out=self._scratch("log_r", M)), work, codes)
+        codes.add_(terms["offsets"])
+        hist = torch.bincount(codes, minlength=(K + 1) * N_BINS)[:K * N_BINS].reshape(K, N_BINS)
+        hist = hist.numpy()
+        self.ratio_log10[variant][:, layer] += hist
         c = self.counters[variant][:, layer]
-        zeros = torch.zeros(shape, dtype=torch.long)
-        c[:, _N_PAIRS] += count(zeros, 1, ok, True)[:, 0]
-        c[:, _U_ZERO] += count(zeros, 1, ok & ~nonzero, True)[:, 0]
-        c[:, _N_RATIO] += count(zeros, 1, with_ratio, True)[:, 0]
-        c[:, _LT_1] += count(zeros, 1, with_ratio & (r < 1), True)[:, 0]
-        c[:, _GT_1E4] += count(zeros, 1, with_ratio & (r > 1e4), True)[:, 0]
+        c[:, _N_PAIRS] += terms["pairs"]
+        c[:, _U_ZERO] += terms["u_zero"]
+        c[:, _N_RATIO] += terms["pairs"] - terms["u_zero"]
+        c[:, _LT_1] += hist[:, :_BIN_ONE].sum(axis=1)
+        c[:, _GT_1E4] += hist[:, _BIN_1E4:].sum(axis=1)
 
     # --- results -----------------------------------------------------------------------------
 
@@ -189,7 +233,7 @@ class MagnitudeRatio:
 
     def summary_rows(self, model: str) -> list[dict]:
         """Per variant and layer ("all" and each): median r and quantiles (log10-binned,
-        interpolated), fractions r < 1 and r > 10⁴ with jackknife errors, U = 0 count, medians
+        interpolated), fractions r < 1 and r ≥ 10⁴ (column ``frac_ratio_gt_1e4``) with jackknife errors, U = 0 count, medians
         of |A| and |U|."""
         rows = []
         for variant in self.counters:
