@@ -100,7 +100,7 @@ def full_pass(model, inputs, classes, batch: int):
     from partnb.analysis.stream import stream_attention
 
     return stream_attention(model, inputs, consumers(model, classes), batch_size=batch,
-                            capture=("A", "U", "P"))
+                            capture=("A", "U", "L", "P"))
 
 
 def plain_pass(model, inputs, batch: int):
@@ -129,7 +129,7 @@ def throughput(model, inputs, classes, batch: int, rounds: int) -> dict:
     for consumer in [None, *consumers(model, classes)]:
         t0 = time.perf_counter()
         stream_attention(model, inputs, [] if consumer is None else [consumer], batch_size=batch,
-                         capture=("A", "U", "P"))
+                         capture=("A", "U", "L", "P"))
         name = "probe_only" if consumer is None else type(consumer).__name__
         alone[name] = round(len(inputs) / (time.perf_counter() - t0), 1)
     return {"jets": len(inputs), "batch": batch, "rounds": rounds,

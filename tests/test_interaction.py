@@ -115,6 +115,33 @@ def test_argmax_decisions_ties_padding_and_threshold():
     assert dec["N"][0, 0].tolist() == [False, True, False]
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_counter_decisions_equal_argmax_decisions_with_ties(keep):
+    """The counter's argmax-free decisions against the reference :func:`argmax_decisions` on
+    integer-valued A and U (ties everywhere), random padding and an all-padded jet."""
+    g = torch.Generator().manual_seed(5)
+    B, H, P = 12, 3, 7
+    n = torch.randint(1, P + 1, (B,), generator=g)
+    n[0], n[1] = P, 0
+    padding = torch.arange(P)[None, :] >= n[:, None]
+    a = torch.randint(-2, 3, (B, H, P, P), generator=g).float()
+    u = torch.randint(-1, 2, (B, H, P, P), generator=g).float()
+    logits = (a + u).masked_fill(padding[:, None, None, :], -math.inf)
+    weights = logits.softmax(-1)
+    ref = ia.argmax_decisions(a, u, weights, padding)
+    assert 0 < int(ref["D"].sum()) < int(ref["real"].sum()) * H  # both outcomes occur
+    counter = ia.InteractionCounter(keep_decisions=keep)
+    for record in ({"A": a, "U": u, "P": weights, "padding_mask": padding},
+                   {"A": a, "U": u, "L": logits, "P": weights, "padding_mask": padding}):
+        got = counter._decisions(record)
+        for name in ("D", "N", "real"):
+            assert torch.equal(got[name], ref[name]), name
+        assert ("argmax_l" in got) == keep
+        if keep:
+            real = ref["real"].expand_as(ref["D"])
+            assert torch.equal(got["argmax_l"][real], ref["argmax_l"][real])
+
+
 def test_interaction_counter_matches_brute_force():
     counts = np.array([5, 9, 1, 7, 3, 8, 6, 2, 9, 4, 5, 7])
     model, inputs = random_model(), random_inputs(counts)
@@ -181,16 +208,20 @@ def test_u_structure_and_row_variation_match_brute_force():
     for row in rv.rows():
         if row["head"] == "all":
             continue
-        std_a, std_u = [], []
+        std_a, std_u, std_l = [], [], []
         for rec, n in zip(records, counts, strict=True):
             if n < 2:
                 continue
             r = rec[row["layer"]]
-            std_a += list(r["A"][row["head"], :n, :n].std(axis=-1))
-            std_u += list(r["U"][row["head"], :n, :n].std(axis=-1))
+            a, u = r["A"][row["head"], :n, :n], r["U"][row["head"], :n, :n]
+            std_a += list(a.std(axis=-1))
+            std_u += list(u.std(axis=-1))
+            std_l += list((a + u).std(axis=-1))
         assert row["n_rows"] == len(std_a)
         assert row["mean_std_A"] == pytest.approx(np.mean(std_a), rel=1e-6)
         assert row["mean_std_U"] == pytest.approx(np.mean(std_u), rel=1e-6)
+        # A + U from var A + var U + 2 cov(A, U), in float32
+        assert row["mean_std_A_plus_U"] == pytest.approx(np.mean(std_l), rel=1e-5)
         assert row["frac_rows_U_varies_more"] == pytest.approx(np.mean(np.array(std_u) > std_a))
 
 

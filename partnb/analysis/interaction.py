@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from partnb.analysis.stream import real_pairs, real_queries, stream_attention
+from partnb.analysis.stream import Scratch, pair_layout, real_queries, stream_attention
 
 __all__ = [
     "COLLAPSE_THRESHOLD",
@@ -64,6 +64,28 @@ SIMILAR_COLLAPSE = 0.15
 U_EDGES = np.unique(np.concatenate([np.linspace(-0.2, 0.2, 401), np.linspace(0.2, 5.0, 481),
                                     np.linspace(5.0, 50.0, 451)]))
 _GROUPS = 10  # jackknife groups of jets (jet index modulo _GROUPS)
+#: Fine bins of U for the histogram: 0.001 wide from U_EDGES[0] to U_EDGES[-1] (every edge of
+#: U_EDGES is one of theirs), found by arithmetic and summed into U_EDGES afterwards
+_FINE_STEP = 0.001
+_N_FINE = int(round((U_EDGES[-1] - U_EDGES[0]) / _FINE_STEP))
+_FINE_STARTS = np.round((U_EDGES[:-1] - U_EDGES[0]) / _FINE_STEP).astype(np.int64)
+
+
+def _fine_u_bins(u: Tensor, work: Tensor, codes: Tensor) -> Tensor:
+    """int32 fine bin of each U (values outside the range go to the end bins) into ``codes``."""
+    torch.add(torch.tensor(-U_EDGES[0] / _FINE_STEP, dtype=u.dtype), u, alpha=1 / _FINE_STEP,
+              out=work)
+    return codes.copy_(work.clamp_(0, _N_FINE - 1))
+
+
+def _count(flags: Tensor) -> Tensor:
+    """Number of True along the last axis of a bool tensor, int32."""
+    return flags.view(torch.uint8).sum(dim=-1, dtype=torch.int32)
+
+
+def _coarse_u_hist(fine: np.ndarray) -> np.ndarray:
+    """Counts in the U_EDGES bins (last axis) from fine-bin counts."""
+    return np.add.reduceat(fine, _FINE_STARTS, axis=-1).astype(float)
 
 
 def subset_inputs(inputs, index: np.ndarray):
@@ -255,14 +277,14 @@ class InteractionCounter:
         self.decisions: dict[int, dict[str, Tensor]] = {}
         self._tokens: tuple[Tensor, Tensor, Tensor, np.ndarray] | None = None
         self.n_jets = 0
+        self._scratch = Scratch()
 
     def update(self, key, record: dict[str, Tensor], batch) -> None:
         if not isinstance(key, int):
             return
         if "U" not in record:
             raise ValueError("interaction metrics need U: the model has no pair embedding")
-        dec = argmax_decisions(record["A"], record["U"], record["P"], record["padding_mask"],
-                               self.threshold)
+        dec = self._decisions(record)
         d, n, real = dec["D"], dec["N"], dec["real"]
         group = np.asarray(batch.index) % _GROUPS
         heads = d.shape[1]
@@ -278,6 +300,42 @@ class InteractionCounter:
         y += n.sum(dim=1)
         if self.keep_decisions:
             self.decisions[key] = dec
+
+    def _decisions(self, record: dict[str, Tensor]) -> dict[str, Tensor]:
+        """:func:`argmax_decisions` of one block, without its two argmax calls (argmax is
+        ~15× slower than max on CPU): where the maxima over the real keys of A + U and of A
+        are both unique, D = 0 exactly when one key attains both; the rare rows with a tie
+        get the argmaxes themselves (ties go to the lowest index). Uses the probe's L
+        (= A + U, −∞ on padded keys) when it was captured, and the exact zeros of W on
+        padded keys. ``argmax_l`` is computed only with ``keep_decisions``."""
+        a, weights, padding = record["A"], record["P"], record["padding_mask"]
+        B, H, P, _ = a.shape
+        keys = padding[:, None, None, :]
+        real = (~padding)[:, None, :]
+        logits = record.get("L")
+        if logits is None:
+            logits = (a + record["U"]).masked_fill(keys, -math.inf)
+        size = a.numel()
+        minus_inf = torch.zeros(B, 1, 1, P, dtype=a.dtype).masked_fill_(keys, -math.inf)
+        masked_a = torch.add(a, minus_inf, out=self._scratch("a", size, a.dtype).view(a.shape))
+        at_max_a = torch.eq(masked_a, masked_a.amax(dim=-1, keepdim=True),
+                            out=self._scratch("max_a", size, torch.bool).view(a.shape))
+        at_max_l = torch.eq(logits, logits.amax(dim=-1, keepdim=True),
+                            out=self._scratch("max_l", size, torch.bool).view(a.shape))
+        # counts over keys as uint8 sums into int32 (bool reductions are several times slower)
+        tied = (_count(at_max_a) > 1) | (_count(at_max_l) > 1)
+        tied &= real
+        d = (_count(at_max_a.logical_and_(at_max_l)) == 0) & real
+        rows = torch.nonzero(tied.reshape(-1))[:, 0]
+        if rows.numel():
+            first_a = masked_a.reshape(-1, P).index_select(0, rows).argmax(dim=-1)
+            first_l = logits.reshape(-1, P).index_select(0, rows).argmax(dim=-1)
+            d.view(-1)[rows] = first_a != first_l
+        n = (weights.amax(dim=-1) < self.threshold) & real
+        out = {"D": d, "N": n, "real": real}
+        if self.keep_decisions:
+            out["argmax_l"] = logits.argmax(dim=-1)
+        return out
 
     def update_logits(self, logits: Tensor, batch) -> None:
         """Fold the finished batch's per-token counts in."""
@@ -360,10 +418,10 @@ def interaction_metrics(model, inputs, *, batch_size: int = 100, compare_float64
     for start in tqdm(starts, disable=not progress, desc="interaction", unit="batch", leave=False):
         chunk = subset_inputs(inputs, np.arange(start, min(start + batch_size, len(inputs))))
         stream_attention(model, chunk, [c32, *consumers], batch_size=batch_size,
-                         capture=("A", "U", "P"))
+                         capture=("A", "U", "L", "P"))
         if c64 is None:
             continue
-        stream_attention(model, chunk, [c64], batch_size=batch_size, capture=("A", "U", "P"),
+        stream_attention(model, chunk, [c64], batch_size=batch_size, capture=("A", "U", "L", "P"),
                          vectors_dtype=torch.float64)
         for key, full32 in c32.decisions.items():
             # the trimmer's first calls are untrimmed: crop both passes to the shorter length
@@ -422,6 +480,7 @@ class UStructure:
     def __init__(self, layer: int = 0) -> None:
         self.layer = layer
         self.edges = U_EDGES
+        self._scratch = Scratch()
         self.hist: dict[str, np.ndarray] | None = None
         self.sums: dict[str, np.ndarray] | None = None
 
@@ -437,36 +496,58 @@ class UStructure:
     def update(self, key, record: dict[str, Tensor], batch) -> None:
         if key != self.layer or "U" not in record:
             return
-        u = record["U"].double()
-        heads, length = u.shape[1], u.shape[-1]
+        u = record["U"].float()
+        B, heads, P, _ = u.shape
         if self.hist is None:
             self._init(heads)
-        pairs = real_pairs(record)[:, 0]  # (B, P, P)
-        eye = torch.eye(length, dtype=torch.bool)
-        edges = torch.as_tensor(self.edges)
-        for h in range(heads):
-            uh = u[:, h]
-            for name, sel in (("diag", pairs & eye), ("offdiag", pairs & ~eye)):
-                vals = uh[sel]
-                idx = (torch.bucketize(vals, edges, right=True) - 1).clamp(0, len(edges) - 2)
-                self.hist[name][h] += np.bincount(idx.numpy(), minlength=len(edges) - 1)
-                self.sums[f"n_{name}"][h] += vals.numel()
-                self.sums[f"s_{name}"][h] += float(vals.sum())
-                self.sums[f"ss_{name}"][h] += float((vals * vals).sum())
-                if vals.numel():
-                    self.sums["min"][h] = min(self.sums["min"][h], float(vals.min()))
-                    self.sums["max"][h] = max(self.sums["max"][h], float(vals.max()))
-            diag = torch.diagonal(uh, dim1=-2, dim2=-1)[:, :, None]  # (B, P, 1)
-            others = pairs & ~eye
-            below = ((uh < diag) & others).sum(-1).double()
-            ties = ((uh == diag) & others).sum(-1).double()
-            n_other = others.sum(-1).double()
-            rows = (n_other > 0) & pairs.diagonal(dim1=-2, dim2=-1)
-            rank = ((below + 0.5 * ties) / n_other.clamp(min=1))[rows]
-            self.sums["rows"][h] += float(rows.sum())
-            self.sums["rank"][h] += float(rank.sum())
-            self.sums["rank2"][h] += float((rank * rank).sum())
-            self.sums["self_lowest"][h] += float((below[rows] == 0).logical_and(ties[rows] == 0).sum())
+        key_real = (~record["padding_mask"])[:, None, None, :]  # (B, 1, 1, P)
+        query_real = key_real[:, :, 0]  # (B, 1, P)
+        # histogram per head of all real pairs (fine 0.001 bins, summed into U_EDGES at the
+        # end) and of the diagonal; off-diagonal = all − diagonal. The layout orders the
+        # gathered pairs head by head: (H, m).
+        layout = pair_layout(record, batch, heads)
+        M = len(layout)
+        vals = layout.gather(u, out=self._scratch("u", M))
+        work = self._scratch("work", M)
+        fine = _fine_u_bins(vals, work, self._scratch("codes", M, torch.int32))
+        fine.view(heads, -1).add_(torch.arange(heads, dtype=torch.int32)[:, None] * _N_FINE)
+        all_pairs = torch.bincount(fine, minlength=heads * _N_FINE).reshape(heads, _N_FINE)
+        diag = torch.diagonal(u, dim1=-2, dim2=-1)  # (B, H, P)
+        rows_real = query_real.expand(B, heads, P)
+        diag_real = diag.transpose(0, 1)[rows_real.transpose(0, 1)]  # head by head
+        codes = _fine_u_bins(diag_real, torch.empty_like(diag_real),
+                             torch.empty(diag_real.shape, dtype=torch.int32))
+        codes.view(heads, -1).add_(torch.arange(heads, dtype=torch.int32)[:, None] * _N_FINE)
+        on_diag = torch.bincount(codes, minlength=heads * _N_FINE).reshape(heads, _N_FINE)
+        self.hist["diag"] += _coarse_u_hist(on_diag.numpy())
+        self.hist["offdiag"] += _coarse_u_hist((all_pairs - on_diag).numpy())
+        # sums and extremes per head
+        per_head = vals.view(heads, -1)
+        s_all = per_head.sum(dim=-1).double()
+        ss_all = torch.mul(vals, vals, out=work).view(heads, -1).sum(dim=-1).double()
+        d = diag_real.view(heads, -1).double()
+        s_diag, ss_diag = d.sum(dim=-1), (d * d).sum(dim=-1)
+        n_diag, n_all = d.shape[1], per_head.shape[1]
+        for name, n, total, squares in (("diag", n_diag, s_diag, ss_diag),
+                                        ("offdiag", n_all - n_diag, s_all - s_diag,
+                                         ss_all - ss_diag)):
+            self.sums[f"n_{name}"] += n
+            self.sums[f"s_{name}"] += total.numpy()
+            self.sums[f"ss_{name}"] += squares.numpy()
+        if n_all:
+            self.sums["min"] = np.minimum(self.sums["min"], per_head.amin(dim=-1).double().numpy())
+            self.sums["max"] = np.maximum(self.sums["max"], per_head.amax(dim=-1).double().numpy())
+        # self rank: real keys j != i below / tied with U_ii, on real rows with n >= 2
+        cmp = self._scratch("cmp", u.numel(), torch.bool).view(u.shape)
+        below = _count(torch.lt(u, diag[..., None], out=cmp).logical_and_(key_real)).double()
+        ties = _count(torch.eq(u, diag[..., None], out=cmp).logical_and_(key_real)).double() - 1
+        n_other = key_real.sum(-1).double() - 1  # (B, 1, 1)
+        rows = ((n_other > 0) & query_real).expand(B, heads, P)
+        rank = (below + 0.5 * ties) / n_other.clamp(min=1)
+        self.sums["rows"] += rows.sum(dim=(0, 2)).double().numpy()
+        self.sums["rank"] += (rank * rows).sum(dim=(0, 2)).numpy()
+        self.sums["rank2"] += (rank * rank * rows).sum(dim=(0, 2)).numpy()
+        self.sums["self_lowest"] += ((below == 0) & (ties == 0) & rows).sum(dim=(0, 2)).double().numpy()
 
     def _median(self, hist: np.ndarray) -> float:
         cum = np.cumsum(hist)
@@ -536,27 +617,44 @@ class RowVariation:
 
     def __init__(self) -> None:
         self.sums: dict[tuple[int, int], np.ndarray] = {}
+        self._batch = None
+        self._u_centred: Tensor | None = None
+        self._var_u: Tensor | None = None
+        self._scratch = Scratch()
 
     def update(self, key, record: dict[str, Tensor], batch) -> None:
         if not isinstance(key, int) or "U" not in record:
             return
-        a, u = record["A"].double(), record["U"].double()
-        keys = (~record["padding_mask"])[:, None, None, :].double()  # (B,1,1,P)
-        n = keys.sum(-1)  # (B,1,1)
-        rows = (real_queries(record) & (n >= 2)).expand(-1, a.shape[1], -1)  # (B,H,P)
+        a, u = record["A"].float(), record["U"].float()
+        B, H, P, _ = a.shape
+        keys = (~record["padding_mask"])[:, None, None, :]  # (B, 1, 1, P)
+        n = keys.sum(-1).float()  # (B, 1, 1)
+        rows = (real_queries(record) & (n >= 2)).expand(B, H, P)
+        keys = keys.to(a.dtype)
+        count = n.clamp(min=1)[..., None]  # (B, 1, 1, 1)
+        if batch is not self._batch:  # U is the same for every block of a batch: centre it once
+            self._batch = batch
+            self._u_centred = _centred(u, keys, count, self._scratch("u", u.numel()).view(u.shape))
+            self._var_u = _mean_square(self._u_centred, count, self._work(u))
+        a_centred = _centred(a, keys, count, self._work(a))
+        # var(A + U) = var A + var U + 2 cov(A, U): one product instead of a third centring
+        cov = torch.mul(a_centred, self._u_centred, out=self._scratch("product", a.numel())
+                        .view(a.shape)).sum(-1).double().div_(count[..., 0].double())
+        var_a = _mean_square(a_centred, count, a_centred)
+        std = {"A": var_a.sqrt(), "U": self._var_u.sqrt(),
+               "L": (var_a + self._var_u + 2 * cov).clamp_(min=0).sqrt_()}
+        sel = rows.double()
+        acc = [rows.sum(dim=(0, 2)).double()]
+        acc += [(std[k] * sel).sum(dim=(0, 2)) for k in ("A", "U", "L")]
+        acc += [(std[k] * std[k] * sel).sum(dim=(0, 2)) for k in ("A", "U", "L")]
+        acc += [((std["U"] > std["A"]) & rows).sum(dim=(0, 2)).double()]
+        acc = torch.stack(acc, dim=1).numpy()  # (H, 8)
+        for h in range(H):
+            self.sums[(key, h)] = self.sums.get((key, h), 0) + acc[h]
 
-        def row_std(x):
-            mean = (x * keys).sum(-1) / n.clamp(min=1)
-            return ((((x - mean[..., None]) ** 2) * keys).sum(-1) / n.clamp(min=1)).sqrt()
+    def _work(self, like: Tensor) -> Tensor:
+        return self._scratch("x", like.numel(), like.dtype).view(like.shape)
 
-        std = {"A": row_std(a), "U": row_std(u), "L": row_std(a + u)}
-        for h in range(a.shape[1]):
-            sel = rows[:, h]
-            vals = [std[k][:, h][sel] for k in ("A", "U", "L")]
-            acc = np.array([float(sel.sum()), *(float(v.sum()) for v in vals),
-                            *(float((v * v).sum()) for v in vals),
-                            float((vals[1] > vals[0]).sum())])
-            self.sums[(key, h)] = self.sums.get((key, h), 0) + acc
 
     def rows(self) -> list[dict]:
         """Per (layer, head) and per layer (head ``"all"``): mean row std of A, U, A + U with
@@ -582,3 +680,16 @@ class RowVariation:
                 row["frac_rows_U_varies_more"] = s[7] / rows if rows else math.nan
                 out.append(row)
         return out
+
+
+def _centred(x: Tensor, keys: Tensor, count: Tensor, out: Tensor) -> Tensor:
+    """``out`` = (x − its mean over the real keys of each row) on real keys, 0 on padded ones;
+    ``keys`` the (B, 1, 1, P) 0/1 real-key mask, ``count`` the real keys per jet (≥ 1)."""
+    torch.mul(x, keys, out=out)
+    return out.sub_(out.sum(-1, keepdim=True).div_(count)).mul_(keys)
+
+
+def _mean_square(centred: Tensor, count: Tensor, out: Tensor) -> Tensor:
+    """Population variance per row, (B, H, P) float64, from :func:`_centred` values (``out``
+    may be ``centred`` itself, which is then overwritten)."""
+    return torch.mul(centred, centred, out=out).sum(-1).double().div_(count[..., 0].double())
