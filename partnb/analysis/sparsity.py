@@ -131,6 +131,7 @@ def untrimmed(model) -> Iterator[object]:
 #: inner edge k/20 goes to the lower bin, unlike np.histogram — immaterial for softmax
 #: outputs, while exact zeros and exact ones land where numpy puts them (pitfall 15).
 _CODES = 101
+assert ENTRY_THRESHOLD == (_CODES - 2) / (_CODES - 1), "code 100 must mean w > ENTRY_THRESHOLD"
 _LOG_SHIFT = torch.tensor(33.0)  # log bin of w: floor(4 log10 w + 33), clamped to [0, 32]
 _CODE_TO_LINEAR = torch.zeros(_CODES, len(LINEAR_EDGES) - 1, dtype=torch.long)
 _CODE_TO_LINEAR[torch.arange(_CODES), (torch.arange(_CODES) - 1).clamp(min=0) // 5] = 1
