@@ -27,12 +27,12 @@
 # is ≥ 0.8 and ≥ 0.95, beside uniform attention (every weight 1/n) as a reference, and repeats
 # everything for the never-trained (seeded random-initialisation) model.
 #
-# | params file | jets | run time on 2 cores (shared, loaded) |
+# | params file | jets | run time on 2 cores (shared) |
 # |---|---|---|
 # | `params/tiny.yaml` | 100 (test split) | 36 s |
-# | `params/jetclass.yaml` | 2 000 | 1.7 min (measured, shared machine) |
-# | `params/toplandscape.yaml` | 2 000 | 2.5 min (measured, shared machine) |
-# | `params/quarkgluon.yaml` | 2 000 | 3.5 min (measured, shared machine) |
+# | `params/jetclass.yaml` | 2 000 | 34 s measured, one notebook at a time |
+# | `params/toplandscape.yaml` | 2 000 | 28 s measured, one notebook at a time |
+# | `params/quarkgluon.yaml` | 2 000 | 26 s measured, one notebook at a time |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"

@@ -27,12 +27,12 @@
 # Also the distributions of |A| and |U| themselves (the upper tail of r is driven by |U| ≈ 0:
 # U is a GELU output), and the never-trained model for comparison.
 #
-# | params file | jets | run time on 2 cores (shared, loaded) |
+# | params file | jets | run time on 2 cores (shared) |
 # |---|---|---|
 # | `params/tiny.yaml` | 100 (test split) | 60 s |
-# | `params/jetclass.yaml` | 2 000 | 7 min (measured, shared machine) |
-# | `params/toplandscape.yaml` | 2 000 | 7 min (measured, shared machine) |
-# | `params/quarkgluon.yaml` | 2 000 | 3.5 min (measured, shared machine) |
+# | `params/jetclass.yaml` | 2 000 | 34 s measured, one notebook at a time |
+# | `params/toplandscape.yaml` | 2 000 | 29 s measured, one notebook at a time |
+# | `params/quarkgluon.yaml` | 2 000 | 25 s measured, one notebook at a time |
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"

@@ -24,9 +24,9 @@
 # | params file | jets analysed | run time on 2 cores |
 # |---|---|---|
 # | `params/tiny.yaml` | 100 | ~20 s measured (+ a few s to train the tiny ParT-plain) |
-# | `params/jetclass.yaml` | 2 000 | 1.5 min measured (+ ~45 min to train ParT-plain if missing) |
-# | `params/toplandscape.yaml` | 2 000 | 1.5 min measured |
-# | `params/quarkgluon.yaml` | 2 000 | 1.2 min measured |
+# | `params/jetclass.yaml` | 2 000 | 67 s measured, one notebook at a time (+ ~45 min to train ParT-plain if missing) |
+# | `params/toplandscape.yaml` | 2 000 | 63 s measured, one notebook at a time |
+# | `params/quarkgluon.yaml` | 2 000 | 65 s measured, one notebook at a time |
 #
 # Statistical errors: binomial (accuracy), bootstrap (AUC), Poisson on the background jets that
 # pass (rejection), jackknife over 10 jet groups (interaction metrics).
