@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from partnb.analysis.stream import Scratch, pair_layout, real_queries, stream_attention
+from partnb.model.part import padding_bias
 
 __all__ = [
     "COLLAPSE_THRESHOLD",
@@ -309,14 +310,13 @@ class InteractionCounter:
         (= A + U, −∞ on padded keys) when it was captured, and the exact zeros of W on
         padded keys. ``argmax_l`` is computed only with ``keep_decisions``."""
         a, weights, padding = record["A"], record["P"], record["padding_mask"]
-        B, H, P, _ = a.shape
-        keys = padding[:, None, None, :]
+        P = a.shape[-1]
         real = (~padding)[:, None, :]
+        minus_inf = padding_bias(padding, a.dtype)
         logits = record.get("L")
         if logits is None:
-            logits = (a + record["U"]).masked_fill(keys, -math.inf)
+            logits = (a + record["U"]).add_(minus_inf)
         size = a.numel()
-        minus_inf = torch.zeros(B, 1, 1, P, dtype=a.dtype).masked_fill_(keys, -math.inf)
         masked_a = torch.add(a, minus_inf, out=self._scratch("a", size, a.dtype).view(a.shape))
         at_max_a = torch.eq(masked_a, masked_a.amax(dim=-1, keepdim=True),
                             out=self._scratch("max_a", size, torch.bool).view(a.shape))

@@ -229,10 +229,7 @@ class _LayerAttention:
         a = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
         if self.zero_a:
             a = torch.zeros_like(a)
-        # + (0 / −∞) on the keys instead of masked_fill: the same values, ~10× cheaper on CPU
-        pad = self.padding
-        minus_inf = torch.zeros(pad.shape[0], 1, 1, pad.shape[1], dtype=a.dtype, device=a.device)
-        minus_inf.masked_fill_(pad[:, None, None, :], float("-inf"))
+        minus_inf = padding_bias(self.padding, a.dtype)
         logits = a + minus_inf if self.u is None else (a + self.u).add_(minus_inf)
         if self.topk is not None and self.topk < logits.shape[-1]:
             logits = _keep_topk(logits, self.topk)
@@ -256,9 +253,17 @@ class _LayerAttention:
         with torch.no_grad():
             q, k, _ = attn.project(out, out)
             a = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
-            logits = a if self.u is None else a + self.u
-            logits = logits.masked_fill(self.padding[:, None, None, :], float("-inf"))
+            minus_inf = padding_bias(self.padding, a.dtype)
+            logits = a + minus_inf if self.u is None else (a + self.u).add_(minus_inf)
             self.probe.emit(self.key, {"A_as_coded": a, "P_as_coded": logits.softmax(-1)})
+
+
+def padding_bias(padding: Tensor, dtype: torch.dtype) -> Tensor:
+    """(B, 1, 1, P) additive key mask: 0 on real keys, −∞ on padded ones (``padding`` (B, P),
+    True = padded). ``x + padding_bias(...)`` equals ``x.masked_fill(padded keys, −∞)`` for
+    finite x, at a tenth of the cost on CPU (no broadcast boolean mask to expand)."""
+    bias = torch.zeros(padding.shape[0], 1, 1, padding.shape[1], dtype=dtype, device=padding.device)
+    return bias.masked_fill_(padding[:, None, None, :], float("-inf"))
 
 
 def _keep_topk(logits: Tensor, k: int) -> Tensor:
