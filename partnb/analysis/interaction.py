@@ -79,6 +79,14 @@ def _fine_u_bins(u: Tensor, work: Tensor, codes: Tensor) -> Tensor:
     return codes.copy_(work.clamp_(0, _N_FINE - 1))
 
 
+def _fine_u_hist(u: Tensor, heads: int, work: Tensor, codes: Tensor) -> Tensor:
+    """(heads, fine bins) counts of U values ordered head by head (equal counts per head);
+    ``work`` and ``codes`` are buffers of the same length."""
+    fine = _fine_u_bins(u, work, codes)
+    fine.view(heads, -1).add_(torch.arange(heads, dtype=torch.int32)[:, None] * _N_FINE)
+    return torch.bincount(fine, minlength=heads * _N_FINE).reshape(heads, _N_FINE)
+
+
 def _count(flags: Tensor) -> Tensor:
     """Number of True along the last axis of a bool tensor, int32."""
     return flags.view(torch.uint8).sum(dim=-1, dtype=torch.int32)
@@ -509,16 +517,12 @@ class UStructure:
         M = len(layout)
         vals = layout.gather(u, out=self._scratch("u", M))
         work = self._scratch("work", M)
-        fine = _fine_u_bins(vals, work, self._scratch("codes", M, torch.int32))
-        fine.view(heads, -1).add_(torch.arange(heads, dtype=torch.int32)[:, None] * _N_FINE)
-        all_pairs = torch.bincount(fine, minlength=heads * _N_FINE).reshape(heads, _N_FINE)
+        all_pairs = _fine_u_hist(vals, heads, work, self._scratch("codes", M, torch.int32))
         diag = torch.diagonal(u, dim1=-2, dim2=-1)  # (B, H, P)
         rows_real = query_real.expand(B, heads, P)
         diag_real = diag.transpose(0, 1)[rows_real.transpose(0, 1)]  # head by head
-        codes = _fine_u_bins(diag_real, torch.empty_like(diag_real),
-                             torch.empty(diag_real.shape, dtype=torch.int32))
-        codes.view(heads, -1).add_(torch.arange(heads, dtype=torch.int32)[:, None] * _N_FINE)
-        on_diag = torch.bincount(codes, minlength=heads * _N_FINE).reshape(heads, _N_FINE)
+        on_diag = _fine_u_hist(diag_real, heads, torch.empty_like(diag_real),
+                               torch.empty(diag_real.shape, dtype=torch.int32))
         self.hist["diag"] += _coarse_u_hist(on_diag.numpy())
         self.hist["offdiag"] += _coarse_u_hist((all_pairs - on_diag).numpy())
         # sums and extremes per head
