@@ -138,7 +138,6 @@ class PairLayout:
     Attributes:
         flat: (M,) int64 positions in the flattened (B, H, P, P) tensor (``index_select``).
         jet: (m,) int64 the jet of each pair of one head.
-        pos: (m,) int64 the position i·P + j of each pair in its jet's P × P map.
         counts: (B, H) int64 numpy, entries per (jet, head).
     """
 
@@ -152,7 +151,7 @@ class PairLayout:
         self.shape = (B, heads, P, P)
         per_jet = pairs.reshape(B, P * P).sum(dim=1)
         where = torch.nonzero(pairs.reshape(-1))[:, 0]  # jet-major positions b·P² + ij
-        self.jet, self.pos = where // (P * P), where % (P * P)
+        self.jet = where // (P * P)
         base = where + self.jet * ((heads - 1) * P * P)  # b·H·P² + ij
         self.flat = (base[None, :] + torch.arange(heads)[:, None] * (P * P)).reshape(-1)
         self.counts = per_jet[:, None].expand(B, heads).numpy().astype(np.int64)
