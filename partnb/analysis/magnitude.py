@@ -145,11 +145,9 @@ class MagnitudeRatio:
         # for every block of a forward call) logged and binned once per batch
         if self._pairs is None:
             layout = pair_layout(record, batch, H)
-            group = np.asarray(batch.index) % self.K
-            offsets = torch.as_tensor(group * N_BINS, dtype=torch.int32)[layout.jet]
+            group = torch.as_tensor(np.asarray(batch.index) % self.K, dtype=torch.int32)
             self._pairs = {"layout": layout,
-                           **self._u_terms(layout.gather(u.float()).abs_(), offsets.expand(H, -1),
-                                           group, layout.jet)}
+                           **self._u_terms(layout.gather(u.float()).abs_(), group[layout.jet])}
             self._u_plus_m = (u, padding)
         pairs = self._pairs
         layout = pairs["layout"]
@@ -161,15 +159,14 @@ class MagnitudeRatio:
         padded_keys = int(padding.sum()) * H * P
         self.counters["as_coded"][self.n_batches % self.K, layer, _NONFINITE] += padded_keys
 
-    def _u_terms(self, abs_u: Tensor, offsets: Tensor, group: np.ndarray, jet: Tensor) -> dict:
+    def _u_terms(self, abs_u: Tensor, group: Tensor) -> dict:
         """What the ratio needs of |U|, once per batch: log10 |U| (0 where U = 0), the
         histogram offsets of each pair (its jackknife group's; a trash range for U = 0), the
         histogram of log10 |U| and the per-group counts of pairs and of U = 0.
 
         Args:
             abs_u: (M,) |U| of the pairs, head by head (M = H·m).
-            offsets: (H, m) int32 group·bins of each pair.
-            group: jackknife group of each jet; ``jet``: (m,) the jet of each pair of a head.
+            group: (m,) int32 jackknife group of each pair of one head.
         """
         zero = abs_u == 0
         log_u = torch.log10(abs_u)
@@ -177,13 +174,12 @@ class MagnitudeRatio:
         codes = _log_codes(log_u, self._scratch("work", M), self._scratch("codes", M, torch.int32))
         hist_u = torch.bincount(codes, minlength=N_BINS).numpy()
         log_u.masked_fill_(zero, 0.0)
-        offsets = offsets.reshape(M).masked_fill(zero, self.K * N_BINS)
-        heads = M // max(len(jet), 1)
-        jet_group = torch.as_tensor(group)[jet]
+        heads = M // max(len(group), 1)
+        offsets = (group * N_BINS).expand(heads, -1).reshape(M).masked_fill(zero, self.K * N_BINS)
         zeros = zero.reshape(heads, -1).view(torch.uint8).sum(dim=0, dtype=torch.int32)
         return {"log_u": log_u, "offsets": offsets, "hist_u": hist_u,
-                "pairs": torch.bincount(jet_group, minlength=self.K).numpy() * heads,
-                "u_zero": torch.bincount(jet_group, weights=zeros.double(),
+                "pairs": torch.bincount(group, minlength=self.K).numpy() * heads,
+                "u_zero": torch.bincount(group, weights=zeros.double(),
                                          minlength=self.K).numpy().astype(np.int64)}
 
     def _as_coded(self, layer: int, a_prime: Tensor) -> None:
@@ -199,10 +195,8 @@ class MagnitudeRatio:
             return
         k = torch.arange(start, stop)
         log_a = torch.log10(a_flat[k - layer * S].abs())
-        group = self.n_batches % self.K
-        offsets = torch.full((1, len(k)), group * N_BINS, dtype=torch.int32)
-        terms = self._u_terms(self._u_finite[k % F].abs(), offsets, np.array([group]),
-                              torch.zeros(len(k), dtype=torch.long))
+        group = torch.full((len(k),), self.n_batches % self.K, dtype=torch.int32)
+        terms = self._u_terms(self._u_finite[k % F].abs(), group)
         self._fill("as_coded", layer, log_a, terms)
 
     def _fill(self, variant: str, layer: int, log_a: Tensor, terms: dict) -> None:
