@@ -40,7 +40,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def save_figure(fig, out_dir: str | os.PathLike, stem: str, *, formats: Sequence[str] = ("png", "pdf"),
                 dpi: int = 150) -> list[Path]:
-    """Save ``fig`` as ``out_dir/stem.<fmt>`` for each format (atomic) and close it."""
+    """Save ``fig`` as ``out_dir/stem.<fmt>`` for each format (atomic), show it in the notebook
+    when running in a Jupyter kernel (JupyterLab, papermill), and close it."""
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
@@ -52,8 +53,24 @@ def save_figure(fig, out_dir: str | os.PathLike, stem: str, *, formats: Sequence
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
         os.replace(tmp, path)
         paths.append(path)
+    _show_in_notebook(fig)
     plt.close(fig)
     return paths
+
+
+def _show_in_notebook(fig) -> None:
+    """Display ``fig`` as a cell output when a Jupyter kernel runs the code (closing a figure
+    stops the inline backend from showing it; outside a kernel nothing is shown)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return
+    from IPython.display import display
+
+    display(fig)
 
 
 def save_table(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, stem: str) -> Path:
