@@ -8,7 +8,8 @@ key (with the nearest valid key for a typo), so a batch job fails in the first s
 after an hour of generation.
 
 Relative paths in a params file are resolved from the *project directory*: the directory
-that holds ``params/`` when the file lies in a folder named ``params``, else the file's
+that holds ``params/`` when the file lies in a folder named ``params`` (or below it, as
+``params/study/``), else the file's
 own folder. So ``dataset.cache_dir: data/generated`` in ``params/jetclass.yaml`` means
 ``<repo>/data/generated`` wherever the command is started (a notebook under papermill runs
 in ``notebooks/``).
@@ -60,6 +61,28 @@ def _non_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be >= 0"
 
 
+def _finite_positive(v: Any) -> str | None:
+    return None if 0 < v < float("inf") else "must be a finite number > 0"
+
+
+def _dropout(v: Any) -> str | None:
+    return None if 0 <= v < 1 else "must be in [0, 1)"
+
+
+#: seeds feed torch (``manual_seed(seed · 100003 + epoch)`` per epoch), numpy and Pythia
+SEED_MAX = 2**32 - 1
+#: particles per jet the model pads to: pair features take P² memory per jet
+MAX_PARTICLES_MAX = 1024
+
+
+def _seed(v: Any) -> str | None:
+    return None if 0 <= v <= SEED_MAX else f"must be in [0, {SEED_MAX}]"
+
+
+def _max_particles(v: Any) -> str | None:
+    return None if 2 <= v <= MAX_PARTICLES_MAX else f"must be in [2, {MAX_PARTICLES_MAX}]"
+
+
 def _fraction(v: Any) -> str | None:
     return None if 0 < v < 1 else "must be between 0 and 1 (exclusive)"
 
@@ -72,7 +95,8 @@ def _one_of(*choices: Any) -> Callable[[Any], str | None]:
 
 
 def _split(v: Any) -> str | None:
-    if len(v) != 3 or any(not isinstance(x, int | float) or x < 0 for x in v):
+    if len(v) != 3 or any(not isinstance(x, int | float) or isinstance(x, bool) or not 0 <= x <= 1
+                          for x in v):
         return "must be a list of three non-negative fractions [train, val, test]"
     if abs(sum(v) - 1.0) > 1e-6:
         return f"fractions must sum to 1 (they sum to {sum(v):g})"
@@ -80,8 +104,8 @@ def _split(v: Any) -> str | None:
 
 
 def _int_list(v: Any) -> str | None:
-    if any(not isinstance(x, int) or isinstance(x, bool) or x <= 0 for x in v):
-        return "must be a list of positive integers"
+    if not v or any(not isinstance(x, int) or isinstance(x, bool) or x <= 0 for x in v):
+        return "must be a non-empty list of positive integers"
     return None
 
 
@@ -93,7 +117,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "name": Field(STR, None, "run name: outputs go to figures/<name>, runs/<name>, models/<name>",
                       nullable=True),
         "seed": Field(INT, 42, "master seed of generation, splits, initialisation and training",
-                      _non_negative),
+                      _seed),
     },
     "dataset": {
         "name": Field(STR, "jetclass", "dataset family",
@@ -120,10 +144,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "features": {
         "set": Field(STR, "kin", "particle feature set (SPEC 2.2)",
                      _one_of("kin", "kinpid", "kinpidplus", "full")),
-        "max_particles": Field(INT, 128, "padded length P", _positive),
+        "max_particles": Field(INT, 128, "padded length P", _max_particles),
         "clip": Field(BOOL, True, "clip standardized features to [-5, 5] as weaver does"),
         "pair_features": Field(INT, 4, "pairwise features: 1 [lnD], 3 [lnkT, lnz, lnD], 4 (+ln m2)",
                                _one_of(0, 1, 3, 4)),
+        "pad_mode": Field(STR, "wrap", "content of padded slots in training: weaver's 'wrap' "
+                          "(particles of other jets) or 'zero' (docs/features.md#padding)",
+                          _one_of("wrap", "zero")),
     },
     "model": {
         "embed_dims": Field(LIST, [128, 512, 128], "particle embedding MLP widths", _int_list),
@@ -132,7 +159,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "num_heads": Field(INT, 8, "attention heads", _positive),
         "num_layers": Field(INT, 8, "particle-attention blocks", _positive),
         "num_cls_layers": Field(INT, 2, "class-attention blocks", _positive),
-        "dropout": Field(FLOAT, 0.1, "dropout in particle blocks", _non_negative),
+        "dropout": Field(FLOAT, 0.1, "dropout in particle blocks", _dropout),
         "trim": Field(BOOL, True, "weaver's sequence trimmer (random particle drop in training)"),
         "checkpoint": Field(STR, None, "load this state dict instead of the trained default",
                             nullable=True, path=True),
@@ -140,9 +167,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "train": {
         "optimizer": Field(STR, "ranger", "ranger (RAdam + Lookahead, SPEC 2.6) or adamw",
                            _one_of("ranger", "adamw")),
-        "lr": Field(FLOAT, 1e-3, "learning rate", _positive),
+        "lr": Field(FLOAT, 1e-3, "learning rate", _finite_positive),
         "weight_decay": Field(FLOAT, 0.0, "weight decay (not on biases, norms, cls_token)",
-                              _non_negative),
+                              lambda v: None if 0 <= v < float("inf") else "must be finite, >= 0"),
         "schedule": Field(STR, "flat+decay", "learning-rate schedule",
                           _one_of("flat+decay", "none")),
         "epochs": Field(INT, 6, "training epochs", _positive),
@@ -150,6 +177,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_jets": Field(INT, None, "cap on training jets (default: the whole train split)",
                           _positive, nullable=True),
         "threads": Field(INT, 0, "torch threads per process (0 = torch's default)", _non_negative),
+        "monitor_jets": Field(INT, 500, "validation jets of the sparsity monitor (0 = off; "
+                              "partnb.analysis.emergence)", _non_negative),
+        "monitor_as_coded": Field(BOOL, True, "the monitor also measures the papers' as-coded "
+                                  "capture"),
     },
     "analysis": {
         "n_jets": Field(INT, 2000, "jets per analysis (test split)", _positive),
@@ -236,8 +267,13 @@ class Params:
 
 
 def _project_root(path: Path) -> Path:
+    """The directory holding the nearest enclosing ``params/`` folder (``params/study/x.yaml``
+    too), else the file's own folder."""
     path = path.resolve()
-    return path.parent.parent if path.parent.name == "params" else path.parent
+    for folder in path.parents:
+        if folder.name == "params":
+            return folder.parent
+    return path.parent
 
 
 def _resolve_path(value: str, root: Path, name: str) -> str:

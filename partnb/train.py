@@ -29,6 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .analysis.emergence import is_monitor_step
+from .data.padding import pad_inputs
+
 __all__ = ["TrainingError", "plain_params", "split_sizes", "split_slice", "load_split", "model_from_params", "Lookahead",
            "make_optimizer", "learning_rate", "train", "predict", "TrainResult", "trained_model",
            "final_checkpoint"]
@@ -250,8 +253,146 @@ def _atomic_torch_save(obj, path: Path) -> None:
             tmp.unlink()
 
 
+#: Format tag of ``train_state.pt``: tensors and plain containers only, loadable with
+#: ``torch.load(..., weights_only=True)`` (the history is JSON text).
+TRAIN_STATE_FORMAT = "partnb-train-state/2"
+_STATE_TYPES = {"run_key": str, "epoch": int, "optimizer": dict, "rng": torch.Tensor,
+                "trimmer_calls": int}
+
+
+def _json_number(obj):
+    if hasattr(obj, "item"):  # numpy / torch scalars in a history row
+        return obj.item()
+    raise TypeError(f"cannot write {type(obj).__name__} to the training history")
+
+
+def save_train_state(path: Path, *, run_key: str, epoch: int, optimizer, trimmer_calls: int,
+                     history: list[dict]) -> None:
+    """Write the resume state atomically: optimizer state dict (tensors and numbers), the
+    torch RNG state (a uint8 tensor), counters, and the history as JSON text, so that
+    :func:`load_train_state` reads it with ``weights_only=True`` (no pickled objects)."""
+    _atomic_torch_save({"format": TRAIN_STATE_FORMAT, "run_key": run_key, "epoch": int(epoch),
+                        "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                        "trimmer_calls": int(trimmer_calls),
+                        "history_json": json.dumps(history, default=_json_number)}, path)
+
+
+def load_train_state(path: Path) -> dict:
+    """The resume state of :func:`save_train_state`, read with ``weights_only=True`` and
+    checked key by key: ``{"run_key", "epoch", "optimizer", "rng", "trimmer_calls",
+    "history"}``. States of the first format (the history as a list) are accepted too.
+
+    Raises:
+        TrainingError: the file cannot be read (truncated, corrupt, or holding anything but
+            tensors and plain containers) or lacks a key, naming the file.
+    """
+    remedy = "remove it (and the epoch files) to train from scratch"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for broken or unsafe files
+        first = (str(error).strip().splitlines() or [""])[0][:160]
+        raise TrainingError(f"{path}: cannot read the resume state (truncated, corrupt or not a "
+                            f"plain tensor file: {type(error).__name__}: {first}); {remedy}") from None
+    if not isinstance(state, dict):
+        raise TrainingError(f"{path}: not a partnb resume state; {remedy}")
+    for name, kind in _STATE_TYPES.items():
+        if not isinstance(state.get(name), kind) or (kind is int and isinstance(state[name], bool)):
+            raise TrainingError(f"{path}: resume state lacks a valid {name!r}; {remedy}")
+    if state["epoch"] < 1 or state["rng"].dtype != torch.uint8:
+        raise TrainingError(f"{path}: resume state with epoch {state['epoch']} or an RNG state "
+                            f"of dtype {state['rng'].dtype}; {remedy}")
+    if isinstance(state.get("history_json"), str):
+        try:
+            history = json.loads(state["history_json"])
+        except ValueError:
+            history = None
+    else:
+        history = state.get("history")  # first format: a list of dicts
+    if not (isinstance(history, list) and all(isinstance(r, dict) for r in history)):
+        raise TrainingError(f"{path}: resume state lacks a valid 'history'; {remedy}")
+    return {**{k: state[k] for k in _STATE_TYPES}, "history": history}
+
+
+def upgrade_train_state(path: Path) -> bool:
+    """Rewrite a resume state of the first format (history as a pickled list) in
+    :data:`TRAIN_STATE_FORMAT`, bit for bit the same optimizer and RNG state; False if it was
+    already current. Reads with ``weights_only=True`` like every load."""
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(raw, dict) and raw.get("format") == TRAIN_STATE_FORMAT:
+        return False
+    state = load_train_state(path)
+    _atomic_torch_save({"format": TRAIN_STATE_FORMAT, "run_key": state["run_key"],
+                        "epoch": state["epoch"], "optimizer": state["optimizer"],
+                        "rng": state["rng"], "trimmer_calls": state["trimmer_calls"],
+                        "history_json": json.dumps(state["history"], default=_json_number)}, path)
+    return True
+
+
+def _remove_stale_temps(out_dir: Path) -> None:
+    """Delete ``.<name>.tmp-<pid>`` files of writers that no longer run (a ``kill -9`` between
+    writing and renaming); a temp file of a live process is left alone."""
+    for tmp in out_dir.glob(".*.tmp-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1].split(".")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            alive = int(pid) != os.getpid()  # our own: a leftover of an earlier call
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:  # someone else's live process
+            alive = True
+        if not alive:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _resume_state(state_path: Path, key: str) -> dict:
+    """The checked resume state of ``state_path`` for the run ``key``: readable, of the same
+    settings, and its last epoch's checkpoint present."""
+    state = load_train_state(state_path)
+    out_dir = state_path.parent
+    if state["run_key"] != key:
+        raise TrainingError(f"{out_dir} holds a training run with other settings "
+                            f"(run key {state['run_key']} != {key}); choose another "
+                            "output.models or remove it")
+    last = out_dir / f"epoch_{state['epoch']:03d}.pt"
+    if not last.is_file():
+        raise TrainingError(f"{last}: missing, but {state_path} says {state['epoch']} epochs "
+                            "are complete; restore it, or remove train_state.pt to train "
+                            "from scratch")
+    return state
+
+
+def _check_output_dir(path: Path) -> None:
+    """Refuse, before any work, an output directory that cannot be created or written: a
+    path through a regular file, or a read-only directory (the nearest existing one)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TrainingError(f"output.models = {str(path)!r}: {str(existing)!r} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TrainingError(f"output.models = {str(path)!r}: {str(existing)!r} is not writable")
+
+
 def _run_key(params) -> str:
-    return params.hash("dataset", "features", "model", "train", "seed")
+    """Hash of the settings that change the trained weights. The sparsity monitor's keys do
+    not (a run with the monitor trains to the same weights), and ``features.pad_mode:
+    zero`` is left out because runs made before the key existed were zero-padded: their
+    resume states keep their keys."""
+    from .params import stable_hash
+
+    data = {s: params.to_dict()[s] for s in ("dataset", "features", "model", "train", "seed")}
+    for name in _MONITOR_KEYS:
+        data["train"].pop(name, None)
+    if data["features"].get("pad_mode") == "zero":
+        del data["features"]["pad_mode"]
+    return stable_hash(data)
+
+
+#: train keys that configure the sparsity monitor only
+_MONITOR_KEYS = ("monitor_jets", "monitor_as_coded")
 
 
 def _tensors(inputs, idx, device):
@@ -295,7 +436,11 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
     from .model.checkpoint import load_state_dict_any, save_checkpoint
 
     tp = params.train
-    epochs = epochs or tp.epochs
+    epochs = tp.epochs if epochs is None else epochs
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise TrainingError(f"epochs = {epochs!r}: must be a whole number >= 1")
+    out_dir = Path(params.output.models)
+    _check_output_dir(out_dir)
     rank, world = _dist()
     if tp.threads:
         torch.set_num_threads(tp.threads)
@@ -303,23 +448,24 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         raise TrainingError(f"train.batch_size = {tp.batch_size} is not divisible by the "
                             f"{world} processes")
     progress = (params.analysis.progress if progress is None else progress) and rank == 0
-    out_dir = Path(params.output.models)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "train_state.pt"
+    key = _run_key(params)
+    state = _resume_state(state_path, key) if state_path.exists() else None  # before the data
     train_data, val_data = data or (load_split(params, "train", max_jets=tp.max_jets),
                                     load_split(params, "val"))
+    # weaver pads training inputs with "wrap"; only the BatchNorm statistics in training see it
+    train_data = pad_inputs(train_data, params.features.pad_mode)
+    if len(train_data) < tp.batch_size:
+        # every epoch would skip its only, incomplete batch: the "trained" model = random init
+        raise TrainingError(f"train.batch_size = {tp.batch_size} is larger than the training "
+                            f"split ({len(train_data)} jets): no batch would be trained; lower "
+                            "train.batch_size or give more jets")
     torch.manual_seed(params.seed)
     model = model_from_params(params)
     optimizer = make_optimizer(model, tp)
-    state_path = out_dir / "train_state.pt"
-    key = _run_key(params)
     history: list[dict] = []
     start_epoch, resumed = 0, None
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state["run_key"] != key:
-            raise TrainingError(f"{out_dir} holds a training run with other settings "
-                                f"(run key {state['run_key']} != {key}); choose another "
-                                "output.models or remove it")
+    if state is not None:
         load_state_dict_any(model, out_dir / f"epoch_{state['epoch']:03d}.pt")
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
@@ -328,6 +474,9 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         start_epoch = resumed = state["epoch"]  # epochs completed = index of the next one
         if start_epoch >= epochs:
             return TrainResult(model, history, out_dir, resumed)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused run leaves no directory
+        _remove_stale_temps(out_dir)
     if rank == 0 and not (out_dir / "random_init.pt").exists():
         # Wang et al. compare with a never-trained ParT: the seeded initial weights
         save_checkpoint(model, out_dir / "random_init.pt", extra={"epoch": 0, "run_key": key,
@@ -336,6 +485,9 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(model)
     loss_fn = nn.CrossEntropyLoss()
+    monitor = _make_monitor(params, val_data) if rank == 0 else None
+    monitor_rows = _read_monitor_log(out_dir, start_epoch * (len(train_data) // tp.batch_size)) \
+        if monitor is not None and start_epoch else []
     n = len(train_data)
     per_rank = tp.batch_size // world
     for epoch in range(start_epoch, epochs):
@@ -350,6 +502,8 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         bar = tqdm(range(n_batches), disable=not progress, desc=f"epoch {epoch + 1}/{epochs}",
                    unit="batch", leave=False)
         for b in bar:
+            if monitor is not None and is_monitor_step(epoch * n_batches + b):
+                _monitor_row(monitor, model, monitor_rows, epoch * n_batches + b, n_batches, lr)
             start = b * tp.batch_size + rank * per_rank
             idx = perm[start:start + per_rank].numpy()
             x, v, m, y = _tensors(train_data, idx, "cpu")
@@ -367,6 +521,8 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
             tot_correct += int((logits.argmax(1) == y).sum())
             seen += len(idx)
         seconds = time.perf_counter() - t0
+        if monitor is not None:  # at every epoch end
+            _monitor_row(monitor, model, monitor_rows, (epoch + 1) * n_batches, n_batches, lr)
         val_logits = predict(model, val_data)
         val = evaluate(val_data.label, val_logits, params.dataset.name)
         val_loss = float(loss_fn(torch.as_tensor(val_logits), torch.as_tensor(val_data.label)))
@@ -378,16 +534,64 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         if rank == 0:
             save_checkpoint(model, out_dir / f"epoch_{epoch + 1:03d}.pt",
                             extra={"epoch": epoch + 1, "run_key": key, "config": model.config})
-            _atomic_torch_save({"run_key": key, "epoch": epoch + 1,
-                                "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-                                "trimmer_calls": model.trimmer.calls, "history": history},
-                               state_path)
+            save_train_state(state_path, run_key=key, epoch=epoch + 1, optimizer=optimizer,
+                             trimmer_calls=model.trimmer.calls, history=history)
             _write_log(out_dir, history)
+            if monitor is not None:
+                _write_monitor_log(out_dir, monitor_rows)
             log(f"epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f}, val acc "
                 f"{row['val_accuracy']:.4f}, val AUC {row['val_auc']:.4f}, {row['jets_per_s']:.0f} jets/s")
         if world > 1:
             torch.distributed.barrier()
     return TrainResult(model, history, out_dir, resumed)
+
+
+def _make_monitor(params, val_data):
+    """The sparsity monitor on a seeded subset of ``train.monitor_jets`` validation jets
+    (None when off or when the model has no pair embedding to monitor)."""
+    from .analysis.emergence import SparsityMonitor
+    from .analysis.stream import _take
+
+    tp = params.train
+    if not tp.monitor_jets or not params.features.pair_features:
+        return None
+    n = len(val_data)
+    keep = np.arange(n)
+    if n > tp.monitor_jets:
+        keep = np.sort(np.random.default_rng(params.seed + 1).permutation(n)[:tp.monitor_jets])
+    return SparsityMonitor(_take(val_data, keep), batch_size=params.analysis.batch_size,
+                           as_coded=tp.monitor_as_coded)
+
+
+def _monitor_row(monitor, model, rows: list[dict], step: int, n_batches: int, lr: float) -> None:
+    if rows and rows[-1]["step"] == step:
+        return  # a log-spaced step that is also an epoch end
+    t0 = time.perf_counter()
+    row = {"step": step, "epoch": round(step / max(n_batches, 1), 4), "lr": lr,
+           **monitor.measure(model)}
+    row["monitor_seconds"] = round(time.perf_counter() - t0, 3)
+    rows.append(row)
+
+
+def _read_monitor_log(out_dir: Path, last_step: int) -> list[dict]:
+    """Rows of an interrupted run's ``monitor_log.json`` up to the resumed step."""
+    path = out_dir / "monitor_log.json"
+    if not path.is_file():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+    except ValueError as error:
+        raise TrainingError(f"{path}: unreadable monitor log ({error}); remove it") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "step" in r for r in rows):
+        raise TrainingError(f"{path}: not a monitor log (a list of rows with 'step'); remove it")
+    return [r for r in rows if r["step"] <= last_step]
+
+
+def _write_monitor_log(out_dir: Path, rows: list[dict]) -> None:
+    from .outputs import atomic_write_text, save_table
+
+    save_table(rows, out_dir, "monitor_log")
+    atomic_write_text(out_dir / "monitor_log.json", json.dumps(rows, indent=1) + "\n")
 
 
 def _write_log(out_dir: Path, history: list[dict]) -> None:

@@ -274,12 +274,22 @@ class InteractionCounter:
         threshold: N = max_j W < threshold.
         keep_decisions: keep the last batch's per-block decisions (for the float32 vs float64
             comparison of :func:`interaction_metrics`).
+        variant: ``"correct"`` counts the attention the forward pass computes; ``"as_coded"``
+            counts D′ and N′ of the papers' capture (docs/analyses.md#the-capture-bug-of-the-papers-scripts):
+            A′ from the second attention call on the module's own output and W′ =
+            softmax(A′ + U + M), over the same real queries and keys (stream with
+            ``as_coded=True``).
     """
 
     _FIELDS = ("computations", "D", "N", "DN", "tokens", "cover_D", "cover_N",
                "x", "y", "xy", "xx", "yy")
 
-    def __init__(self, threshold: float = NON_BINARY_THRESHOLD, keep_decisions: bool = False) -> None:
+    def __init__(self, threshold: float = NON_BINARY_THRESHOLD, keep_decisions: bool = False,
+                 variant: str = "correct") -> None:
+        if variant not in ("correct", "as_coded"):
+            raise ValueError(f"variant must be 'correct' or 'as_coded', got {variant!r}")
+        self.variant = variant
+        self._first: dict | None = None
         self.threshold = threshold
         self.keep_decisions = keep_decisions
         self.stats = {name: np.zeros(_GROUPS) for name in self._FIELDS}
@@ -290,6 +300,17 @@ class InteractionCounter:
 
     def update(self, key, record: dict[str, Tensor], batch) -> None:
         if not isinstance(key, int):
+            return
+        if "A_as_coded" in record:  # the second record of a block, when streamed as coded
+            if self.variant != "as_coded":
+                return
+            first, self._first = self._first, None
+            record = {"A": record["A_as_coded"], "P": record["P_as_coded"], "U": first["U"],
+                      "padding_mask": first["padding_mask"]}
+        elif self.variant == "as_coded":
+            self._first = record  # U and the mask for the as-coded record that follows
+            if "U" not in record:
+                raise ValueError("interaction metrics need U: the model has no pair embedding")
             return
         if "U" not in record:
             raise ValueError("interaction metrics need U: the model has no pair embedding")

@@ -1,0 +1,233 @@
+"""Sparsity while a model trains: the monitor behind notebook 09.
+
+During ``partnb train`` a :class:`SparsityMonitor` measures, at log-spaced optimiser steps
+(0, 10, 30, 100, 300, … see :func:`monitor_steps`) and at the end of every epoch, how
+concentrated the attention of the model is on a fixed *probe set* of validation jets, for
+the attention the forward pass computes ("correct") and for the papers' as-coded capture
+(A′ from a second attention call on the module's own output, W′ = softmax(A′ + U + M);
+docs/analyses.md#the-capture-bug-of-the-papers-scripts):
+
+* the fraction of (jet, block, head, real query) rows whose largest weight is ≥ 0.8 and
+  ≥ 0.95, and the median row maximum;
+* the median gap between a row's two largest logits (A + U, or A′ + U): a row maximum of
+  0.8 over n keys needs a gap of about ln(4 (n − 1)), ≈ 5 for n = 50;
+* the mean row entropy over its maximum, H / ln n (1 = uniform, 0 = one key);
+* the medians of |A|, |U|, |A′| and of the paired ratio |A|/|U| (|A′|/|U| as coded) over
+  real pairs;
+* the interaction-dependent and non-binary rates D and N
+  (docs/analyses.md#interaction-dependent-and-non-binary-computation), with the rules of
+  ``argmax_decisions`` of notebook 06 (ties to the lowest key);
+* the loss and accuracy of the probe set.
+
+Only real queries and real keys count (n ≥ 2 for the gap and the entropy). Medians come
+from fine histograms (0.01 dex for magnitudes, 0.001 for row maxima), so they agree with the
+analysis consumers of notebooks 03, 04 and 06 to within a bin. The monitor runs in eval mode
+under ``no_grad`` (the trimmer cuts each batch to its longest jet, which is lossless) and
+leaves the model as it found it (train mode, the trimmer's call counter), so a run with the monitor trains to the same weights as one without it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..model.part import padding_bias
+from .interaction import NON_BINARY_THRESHOLD
+from .sparsity import ROW_MAX_EDGES, ROW_THRESHOLDS, median_from_histogram
+from .stream import pair_layout, stream_attention
+
+__all__ = ["MONITOR_COLUMNS", "SparsityMonitor", "MonitorStats", "is_monitor_step",
+           "monitor_steps", "VARIANT_SUFFIX"]
+
+#: log10 bins of magnitudes (|A|, |U|, |A′|) and of ratios: 0.01 dex from 1e-12 to 1e12,
+#: values outside land in the first or last bin (zeros are counted apart).
+_LOG_LO, _LOG_HI, _PER_DEX = -12.0, 12.0, 100
+_LOG_BINS = int((_LOG_HI - _LOG_LO) * _PER_DEX)
+LOG_EDGES = np.linspace(_LOG_LO, _LOG_HI, _LOG_BINS + 1)
+#: logit-gap bins: 0.005 wide from 0 to 100
+_GAP_STEP, _GAP_BINS = 0.005, 20_000
+GAP_EDGES = np.arange(_GAP_BINS + 1) * _GAP_STEP
+
+#: column suffix of each variant in the monitor log
+VARIANT_SUFFIX = {"correct": "", "as_coded": "_as_coded"}
+_ROW_METRICS = ("rows_max_ge_0.8", "rows_max_ge_0.95", "median_row_max", "median_logit_gap",
+                "mean_norm_entropy", "median_abs_A", "median_ratio_AU", "D_rate", "N_rate")
+#: the columns of ``monitor_log.csv`` after step, epoch and lr
+MONITOR_COLUMNS = (("probe_loss", "probe_accuracy", "n_rows", "median_abs_U")
+                   + tuple(m + s for s in VARIANT_SUFFIX.values() for m in _ROW_METRICS))
+assert ROW_THRESHOLDS == (0.8, 0.95), "the column names above spell the row thresholds"
+
+
+def monitor_steps() -> Iterator[int]:
+    """0, 10, 30, 100, 300, 1000, … (two points per decade from 10 on)."""
+    yield 0
+    decade = 10
+    while True:
+        yield decade
+        yield 3 * decade
+        decade *= 10
+
+
+def is_monitor_step(step: int) -> bool:
+    """Whether optimiser step ``step`` (steps done so far) is one of :func:`monitor_steps`."""
+    if step == 0:
+        return True
+    for s in monitor_steps():
+        if s >= step:
+            return s == step
+    return False  # pragma: no cover
+
+
+def _log_hist(log10_values: Tensor) -> np.ndarray:
+    """Counts in the 0.01-dex bins of values given as log10 (modified in place). Values
+    beyond the range (a zero: −∞) land in the first or last bin; NaN (0/0) in the first."""
+    b = log10_values.sub_(_LOG_LO).mul_(_PER_DEX).nan_to_num_(0.0).floor_()
+    return np.bincount(b.clamp_(0, _LOG_BINS - 1).long().numpy(), minlength=_LOG_BINS)
+
+
+class MonitorStats:
+    """Stream consumer: the monitor's statistics of one pass over the probe set.
+
+    Feed it with :func:`~partnb.analysis.stream.stream_attention` (capture A, U, L, P;
+    ``as_coded=True`` for the as-coded columns), then read :meth:`result`.
+    """
+
+    def __init__(self, threshold: float = NON_BINARY_THRESHOLD) -> None:
+        self.threshold = threshold
+        self.counts: dict[str, dict[str, float]] = {v: {"rows": 0, "ge08": 0, "ge095": 0, "D": 0,
+                                                        "N": 0, "ent_sum": 0.0, "ent_rows": 0}
+                                                    for v in VARIANT_SUFFIX}
+        self.hist = {v: {"row_max": np.zeros(len(ROW_MAX_EDGES) - 1),
+                         "gap": np.zeros(_GAP_BINS), "abs_A": np.zeros(_LOG_BINS),
+                         "ratio": np.zeros(_LOG_BINS)} for v in VARIANT_SUFFIX}
+        self.abs_u = np.zeros(_LOG_BINS)
+        self.loss_sum, self.correct, self.jets = 0.0, 0, 0
+
+    # -- streaming ---------------------------------------------------------------------
+    def update(self, key, record: dict[str, Tensor], batch) -> None:
+        if not isinstance(key, int):
+            return
+        if "P" in record:
+            self._rows("correct", record["A"], record.get("U"), record["P"], record, batch,
+                       record.get("L"))
+            # the as-coded entries arrive in a second record of the same block without U and
+            # the padding mask: keep this one for it
+            batch.cache[("monitor_record", key)] = record
+        if "P_as_coded" in record:
+            first = batch.cache.pop(("monitor_record", key))
+            self._rows("as_coded", record["A_as_coded"], first.get("U"), record["P_as_coded"],
+                       first, batch)
+
+    def update_logits(self, logits: Tensor, batch) -> None:
+        y = torch.as_tensor(batch.label, dtype=torch.long)
+        self.loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+        self.correct += int((logits.argmax(1) == y).sum())
+        self.jets += len(y)
+
+    def _rows(self, variant: str, a: Tensor, u: Tensor | None, w: Tensor, record, batch,
+              logits: Tensor | None = None) -> None:
+        padding = record["padding_mask"]
+        c, h = self.counts[variant], self.hist[variant]
+        real = (~padding)[:, None, :].expand(w.shape[:3])  # (B, H, P) real queries
+        n = (~padding).sum(dim=-1)[:, None, None].expand(w.shape[:3])
+        row_max = w.amax(dim=-1)[real]
+        c["rows"] += int(row_max.numel())
+        c["ge08"] += int((row_max >= ROW_THRESHOLDS[0]).sum())
+        c["ge095"] += int((row_max >= ROW_THRESHOLDS[1]).sum())
+        c["N"] += int((row_max < self.threshold).sum())
+        idx = (row_max * (len(ROW_MAX_EDGES) - 1)).floor_().clamp_(0, len(ROW_MAX_EDGES) - 2)
+        h["row_max"] += np.bincount(idx.long().numpy(), minlength=len(ROW_MAX_EDGES) - 1)
+        # logits over real keys (−∞ on padded ones): the largest, its key, the second largest
+        bias = padding_bias(padding, a.dtype)
+        if logits is None:
+            logits = a + bias if u is None else (a + u).add_(bias)
+        top, arg_l = logits.max(dim=-1)  # first maximal key: ties go to the lowest index
+        second = logits.scatter(-1, arg_l[..., None], -math.inf).amax(dim=-1)
+        multi = real & (n >= 2)
+        gap = ((top - second)[multi] / _GAP_STEP).floor_().clamp_(0, _GAP_BINS - 1)
+        h["gap"] += np.bincount(gap.long().numpy(), minlength=_GAP_BINS)
+        entropy = -torch.special.xlogy(w, w).sum(dim=-1)[multi]
+        c["ent_sum"] += float((entropy / n[multi].double().log()).sum())
+        c["ent_rows"] += int(multi.sum())
+        # magnitudes over real pairs, binned in log10 (log|A| − log|U| for the ratio)
+        layout = pair_layout(record, batch, a.shape[1])
+        log_a = torch.log10(layout.gather(a).abs_())
+        h["abs_A"] += _log_hist(log_a.clone())
+        if u is not None:
+            log_u = batch.cache.get(("monitor_log_u", id(u)))
+            if log_u is None:  # U is one tensor for all blocks of a batch: log it once
+                log_u = batch.cache[("monitor_log_u", id(u))] = torch.log10(layout.gather(u).abs_())
+            h["ratio"] += _log_hist(log_a.sub_(log_u))
+            if variant == "correct":
+                self.abs_u += _log_hist(log_u.clone())
+            arg_a = (a + bias).argmax(dim=-1)
+            c["D"] += int(((arg_l != arg_a) & real).sum())
+
+    # -- results -------------------------------------------------------------------------
+    def result(self) -> dict[str, float]:
+        """One row of the monitor log (without step, epoch, lr)."""
+        nan = float("nan")
+        row: dict[str, float] = {
+            "probe_loss": self.loss_sum / self.jets if self.jets else nan,
+            "probe_accuracy": self.correct / self.jets if self.jets else nan,
+            "n_rows": self.counts["correct"]["rows"],
+            "median_abs_U": _log_median(self.abs_u),
+        }
+        for variant, suffix in VARIANT_SUFFIX.items():
+            c, h = self.counts[variant], self.hist[variant]
+            rows = c["rows"]
+            has_u = h["ratio"].sum() > 0
+            values = {
+                "rows_max_ge_0.8": c["ge08"] / rows if rows else nan,
+                "rows_max_ge_0.95": c["ge095"] / rows if rows else nan,
+                "median_row_max": median_from_histogram(h["row_max"], ROW_MAX_EDGES),
+                "median_logit_gap": median_from_histogram(h["gap"], GAP_EDGES),
+                "mean_norm_entropy": c["ent_sum"] / c["ent_rows"] if c["ent_rows"] else nan,
+                "median_abs_A": _log_median(h["abs_A"]),
+                "median_ratio_AU": _log_median(h["ratio"]) if has_u else nan,
+                "D_rate": c["D"] / rows if rows and has_u else nan,
+                "N_rate": c["N"] / rows if rows else nan,
+            }
+            row.update({k + suffix: v for k, v in values.items()})
+        return row
+
+
+def _log_median(hist: np.ndarray) -> float:
+    """Median of a 0.01-dex log10 histogram, as a value (not a log)."""
+    if hist.sum() <= 0:
+        return float("nan")
+    return float(10 ** median_from_histogram(hist, LOG_EDGES))
+
+
+class SparsityMonitor:
+    """Measures the probe set's attention statistics for a model in training.
+
+    Args:
+        inputs: the probe set (:class:`~partnb.data.features.JetInputs`), fixed for the run.
+        batch_size: jets per forward pass.
+        as_coded: also measure the papers' as-coded capture (the ``*_as_coded`` columns).
+    """
+
+    def __init__(self, inputs, *, batch_size: int = 100, as_coded: bool = True) -> None:
+        self.inputs = inputs
+        self.batch_size = batch_size
+        self.as_coded = as_coded
+
+    def measure(self, model) -> dict[str, float]:
+        """One row of statistics; the model is returned in the mode and trimmer state it had."""
+        was_training = model.training
+        trimmer = getattr(model, "trimmer", None)
+        calls = None if trimmer is None else trimmer.calls
+        stats = MonitorStats()
+        try:
+            stream_attention(model, self.inputs, [stats], batch_size=self.batch_size,
+                             capture=("A", "U", "L", "P"), as_coded=self.as_coded)
+        finally:
+            model.train(was_training)
+            if trimmer is not None:
+                trimmer.calls = calls
+        return stats.result()

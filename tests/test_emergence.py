@@ -1,0 +1,257 @@
+"""The sparsity monitor (notebook 09) and weaver's wrap padding.
+
+Real generated Top-Landscape-like jets, real (small) ParT models; the monitor is checked
+against the analysis consumers of notebooks 03, 04 and 06 on the same model and jets.
+"""
+
+from __future__ import annotations
+
+import json
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+
+from partnb.analysis.emergence import MONITOR_COLUMNS, MonitorStats, SparsityMonitor, is_monitor_step, monitor_steps
+from partnb.analysis.interaction import InteractionCounter, argmax_decisions
+from partnb.analysis.magnitude import MagnitudeRatio
+from partnb.analysis.sparsity import AttentionSparsity
+from partnb.analysis.stream import stream_attention
+from partnb.data.features import JetInputs, build_inputs, required_branches
+from partnb.data.io import iterate_jets
+from partnb.data.padding import pad_inputs, wrap_pad
+from partnb.model.part import ParticleTransformer
+from partnb.params import params_from_dict
+from partnb.train import train
+
+SMALL = {"embed_dims": [16, 32, 16], "pair_embed_dims": [8, 8], "num_heads": 2, "num_layers": 2,
+         "num_cls_layers": 1, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def tl_inputs(toplandscape_sample):
+    _, files = toplandscape_sample
+    chunks = [build_inputs(c, "kin", max_particles=48)
+              for c in iterate_jets(list(files), branches=list(required_branches("kin")))]
+    return JetInputs(*(np.concatenate([getattr(c, f) for c in chunks])
+                       for f in ("features", "vectors", "mask", "label", "n_particles")),
+                     "kin", chunks[0].feature_names)
+
+
+def _take(inputs, idx):
+    return JetInputs(inputs.features[idx], inputs.vectors[idx], inputs.mask[idx],
+                     inputs.label[idx], inputs.n_particles[idx], inputs.feature_set,
+                     inputs.feature_names)
+
+
+def _sharp_model(seed: int = 0) -> ParticleTransformer:
+    """A small random ParT whose query/key weights are scaled up, so that many rows are
+    nearly one-hot (the thresholds 0.8 and 0.95 are then crossed by real rows)."""
+    torch.manual_seed(seed)
+    model = ParticleTransformer(input_dim=7, num_classes=2, embed_dims=(16, 32, 16),
+                                pair_embed_dims=(8, 8), num_heads=2, num_layers=2,
+                                num_cls_layers=1).eval()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.in_proj_weight[:32] *= 6.0
+    return model
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+def test_monitor_steps_are_log_spaced():
+    steps = [s for _, s in zip(range(8), monitor_steps(), strict=False)]
+    assert steps == [0, 10, 30, 100, 300, 1000, 3000, 10000]
+    assert [s for s in range(3500) if is_monitor_step(s)] == steps[:7]
+
+
+# --- wrap padding ---------------------------------------------------------------------------
+
+
+def _weaver_repeat_pad(values: ak.Array, maxlen: int) -> np.ndarray:
+    """weaver's ``_repeat_pad`` rule as described in docs/features.md#padding, written
+    independently: tile the flattened values, cut to (jets × maxlen), keep real entries."""
+    flat = ak.to_numpy(ak.flatten(values))
+    tiled = np.tile(flat, int(np.ceil(len(values) * maxlen / len(flat))))[: len(values) * maxlen]
+    tiled = tiled.reshape(len(values), maxlen)
+    real = ak.to_numpy(ak.fill_none(ak.pad_none(values, maxlen, clip=True), np.nan))
+    return np.where(np.isnan(real), tiled, real)
+
+
+def test_wrap_padding_follows_weavers_repeat_pad_rule():
+    rng = np.random.default_rng(1)
+    n = np.array([3, 1, 5, 2, 4])  # all below P: weaver's list equals partnb's kept list
+    P, C = 6, 3
+    feats = np.zeros((len(n), C, P), np.float32)
+    vecs = np.zeros((len(n), 4, P), np.float32)
+    mask = np.zeros((len(n), 1, P), np.float32)
+    jagged_f, jagged_v = [[] for _ in range(C)], [[] for _ in range(4)]
+    for r, k in enumerate(n):
+        f, v = rng.normal(size=(C, k)), rng.normal(size=(4, k))
+        feats[r, :, :k], vecs[r, :, :k], mask[r, 0, :k] = f, v, 1
+        for c in range(C):
+            jagged_f[c].append(f[c].astype(np.float32))
+        for c in range(4):
+            jagged_v[c].append(v[c].astype(np.float32))
+    inputs = JetInputs(feats, vecs, mask, np.zeros(len(n), np.int64), n, "kin", ("a", "b", "c"))
+    padded = wrap_pad(inputs)
+    for c in range(C):
+        np.testing.assert_array_equal(padded.features[:, c], _weaver_repeat_pad(ak.Array(jagged_f[c]), P))
+    for c in range(4):
+        np.testing.assert_array_equal(padded.vectors[:, c], _weaver_repeat_pad(ak.Array(jagged_v[c]), P))
+    # the mask still marks the padded slots, the real slots are untouched, the input unchanged
+    np.testing.assert_array_equal(padded.mask, mask)
+    assert (np.moveaxis(feats, 1, 2)[mask[:, 0] == 0] == 0).all()
+    assert pad_inputs(inputs, "zero") is inputs
+    with pytest.raises(ValueError, match="pad mode"):
+        pad_inputs(inputs, "reflect")
+
+
+def test_predictions_do_not_depend_on_the_padding_mode(tl_inputs, one_torch_thread):
+    inputs = _take(tl_inputs, np.arange(40))
+    wrapped = wrap_pad(inputs)
+    assert not np.array_equal(wrapped.features, inputs.features)  # the padded slots changed
+    model = _sharp_model()
+    out = []
+    for x in (inputs, wrapped):
+        with torch.no_grad():
+            out.append(model(torch.as_tensor(x.features), torch.as_tensor(x.vectors),
+                             torch.as_tensor(x.mask)))
+    torch.testing.assert_close(out[0], out[1], rtol=0, atol=2e-5)
+
+
+# --- the monitor against the analysis consumers ---------------------------------------------------
+
+
+def test_monitor_equals_the_analysis_consumers(tl_inputs, one_torch_thread):
+    inputs = _take(tl_inputs, np.arange(120))
+    model = _sharp_model()
+    stats = MonitorStats()
+    sparsity = AttentionSparsity(2, 2, ["top", "qcd"])
+    counter = InteractionCounter()
+    ratio = MagnitudeRatio(2)
+    stream_attention(model, inputs, [stats, sparsity, counter, ratio], batch_size=50,
+                     capture=("A", "U", "L", "P"), as_coded=True)
+    row = stats.result()
+    assert set(MONITOR_COLUMNS) == set(row)
+    ref = sparsity.summary_row("correct")
+    assert ref["frac_rows_max_ge_0.8"] > 0.01  # the check below is not trivially 0 = 0
+    assert row["rows_max_ge_0.8"] == pytest.approx(ref["frac_rows_max_ge_0.8"], abs=1e-12)
+    assert row["rows_max_ge_0.95"] == pytest.approx(ref["frac_rows_max_ge_0.95"], abs=1e-12)
+    assert row["median_row_max"] == pytest.approx(ref["median_row_max"], abs=2e-3)
+    counts = counter.result()
+    assert 0 < counts["rate_D"] < 1
+    assert row["D_rate"] == pytest.approx(counts["rate_D"], abs=1e-12)
+    assert row["N_rate"] == pytest.approx(counts["rate_N"], abs=1e-12)
+    mag = next(r for r in ratio.summary_rows("m") if r["variant"] == "correct" and r["layer"] == "all")
+    for mine, theirs in (("median_ratio_AU", "q50_ratio"), ("median_abs_A", "median_abs_a"),
+                         ("median_abs_U", "median_abs_u")):
+        assert np.log10(row[mine]) == pytest.approx(np.log10(mag[theirs]), abs=0.06), mine
+    assert row["probe_accuracy"] == pytest.approx(
+        np.mean(stream_attention(model, inputs, [], batch_size=50).argmax(1) == inputs.label))
+
+
+def test_as_coded_columns_equal_brute_force(tl_inputs, one_torch_thread):
+    inputs = _take(tl_inputs, np.arange(30))
+    model = _sharp_model(1)
+    stats = MonitorStats()
+    stream_attention(model, inputs, [stats], batch_size=30, capture=("A", "U", "L", "P"),
+                     as_coded=True)
+    from partnb.model.part import AttentionProbe
+
+    probe = AttentionProbe(capture=("A", "U", "P"), as_coded=True)
+    with torch.no_grad():
+        model(torch.as_tensor(inputs.features), torch.as_tensor(inputs.vectors),
+              torch.as_tensor(inputs.mask), probe=probe)
+    d = n = rows = ge08 = 0
+    gaps = []
+    for rec in probe.records.values():
+        dec = argmax_decisions(rec["A_as_coded"], rec["U"], rec["P_as_coded"], rec["padding_mask"])
+        d, n, rows = d + int(dec["D"].sum()), n + int(dec["N"].sum()), rows + int(dec["real"].sum()) * 2
+        real = dec["real"].expand(dec["D"].shape)
+        ge08 += int((rec["P_as_coded"].amax(-1)[real] >= 0.8).sum())
+        logits = (rec["A_as_coded"] + rec["U"]).masked_fill(rec["padding_mask"][:, None, None], -np.inf)
+        top2 = logits.topk(2, dim=-1).values[real]
+        gaps.append((top2[:, 0] - top2[:, 1]).numpy())
+    row = stats.result()
+    assert row["D_rate_as_coded"] == pytest.approx(d / rows, abs=1e-12)
+    assert row["N_rate_as_coded"] == pytest.approx(n / rows, abs=1e-12)
+    assert row["rows_max_ge_0.8_as_coded"] == pytest.approx(ge08 / rows, abs=1e-12)
+    assert row["median_logit_gap_as_coded"] == pytest.approx(np.median(np.concatenate(gaps)), abs=0.01)
+
+
+# --- the monitor inside training ------------------------------------------------------------------
+
+
+def _params(tmp_path, name, pad_mode="wrap", **train_keys):
+    return params_from_dict({
+        "name": name, "seed": 5,
+        "dataset": {"name": "toplandscape"},
+        "features": {"set": "kin", "max_particles": 48, "pad_mode": pad_mode},
+        "model": SMALL,
+        "train": {"epochs": 2, "batch_size": 20, "lr": 3e-3, "threads": 1, "schedule": "none",
+                  **train_keys},
+        "analysis": {"progress": False, "batch_size": 40},
+        "output": {"models": str(tmp_path / name)},
+    }, check_files=False)
+
+
+def _weights(result):
+    return {k: v.clone() for k, v in result.model.state_dict().items()}
+
+
+def test_monitor_leaves_training_unchanged_and_resumes(tl_inputs, tmp_path, one_torch_thread):
+    train_set, val_set = _take(tl_inputs, np.arange(0, 240)), _take(tl_inputs, np.arange(240, 300))
+    plain = train(_params(tmp_path, "off", monitor_jets=0), data=(train_set, val_set), log=lambda _: None)
+    watched = train(_params(tmp_path, "on", monitor_jets=50), data=(train_set, val_set), log=lambda _: None)
+    for key, value in _weights(plain).items():
+        torch.testing.assert_close(_weights(watched)[key], value, rtol=0, atol=0, msg=key)
+    assert not (tmp_path / "off" / "monitor_log.json").exists()
+    rows = json.loads((tmp_path / "on" / "monitor_log.json").read_text())
+    # 12 batches per epoch: steps 0 and 10, then the epoch ends 12 and 24
+    assert [r["step"] for r in rows] == [0, 10, 12, 24]
+    assert rows[-1]["epoch"] == 2.0
+    # interrupted after one epoch, then resumed: the same log and weights
+    first = train(_params(tmp_path, "resumed", monitor_jets=50), epochs=1,
+                  data=(train_set, val_set), log=lambda _: None)
+    assert len(first.log) == 1
+    resumed = train(_params(tmp_path, "resumed", monitor_jets=50), data=(train_set, val_set),
+                    log=lambda _: None)
+    assert resumed.resumed_from == 1
+    again = json.loads((tmp_path / "resumed" / "monitor_log.json").read_text())
+    assert [r["step"] for r in again] == [r["step"] for r in rows]
+    for a, b in zip(again, rows, strict=True):
+        for column in MONITOR_COLUMNS:
+            assert a[column] == pytest.approx(b[column], rel=1e-6, nan_ok=True), column
+    for key, value in _weights(watched).items():
+        torch.testing.assert_close(_weights(resumed)[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_wrap_and_zero_padding_train_differently(tl_inputs, tmp_path, one_torch_thread):
+    """The pad mode reaches training (the BatchNorms' statistics see the padded slots) and
+    the run key; zero-padded runs keep the key they had before the setting existed, and the
+    monitor's settings never enter it."""
+    from partnb.params import stable_hash
+    from partnb.train import _run_key
+
+    train_set, val_set = _take(tl_inputs, np.arange(0, 120)), _take(tl_inputs, np.arange(120, 160))
+    runs = {mode: _weights(train(_params(tmp_path, mode, monitor_jets=0, epochs=1, pad_mode=mode),
+                                 data=(train_set, val_set), log=lambda _: None))
+            for mode in ("wrap", "zero")}
+    pair_bn = "pair_embed.embed.0.running_mean"
+    assert not torch.equal(runs["wrap"][pair_bn], runs["zero"][pair_bn])
+    # zero-padded pairs sit at the ln(1e-8) floor: they pull the running mean of ln kT down
+    # (most of these jets fill the 48 slots, so the shift is small here)
+    assert runs["zero"][pair_bn][0] < runs["wrap"][pair_bn][0]
+    keys = {mode: _run_key(_params(tmp_path, "k", monitor_jets=m, pad_mode=mode))
+            for mode in ("wrap", "zero") for m in (0,)}
+    assert keys["wrap"] != keys["zero"]
+    assert _run_key(_params(tmp_path, "k", monitor_jets=123, pad_mode="zero")) == keys["zero"]
+    legacy = _params(tmp_path, "k", pad_mode="zero").to_dict()
+    del legacy["features"]["pad_mode"]
+    for name in ("monitor_jets", "monitor_as_coded"):
+        del legacy["train"][name]
+    assert keys["zero"] == stable_hash({s: legacy[s] for s in ("dataset", "features", "model",
+                                                               "train", "seed")})
