@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from partnb.analysis.emergence import MONITOR_COLUMNS, MonitorStats, SparsityMonitor, is_monitor_step, monitor_steps
+from partnb.analysis.emergence import (
+    MONITOR_COLUMNS,
+    MonitorStats,
+    is_monitor_step,
+    monitor_steps,
+)
 from partnb.analysis.interaction import InteractionCounter, argmax_decisions
 from partnb.analysis.magnitude import MagnitudeRatio
 from partnb.analysis.sparsity import AttentionSparsity
@@ -255,3 +260,46 @@ def test_wrap_and_zero_padding_train_differently(tl_inputs, tmp_path, one_torch_
         del legacy["train"][name]
     assert keys["zero"] == stable_hash({s: legacy[s] for s in ("dataset", "features", "model",
                                                                "train", "seed")})
+
+
+# --- notebook 09 on the tiny run ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_09_tables_of_the_tiny_run(tiny_run):
+    import csv
+
+    tmp, _ = tiny_run
+    figs = tmp / "figures"
+    rows = list(csv.DictReader(open(figs / "09_sparsity_emergence.csv")))
+    steps = [int(r["step"]) for r in rows]
+    assert steps[0] == 0 and steps == sorted(set(steps))
+    for r in rows:
+        for column in ("rows_max_ge_0.8", "rows_max_ge_0.8_as_coded", "N_rate", "D_rate",
+                       "median_row_max", "mean_norm_entropy", "probe_accuracy"):
+            assert 0.0 <= float(r[column]) <= 1.0, column
+        assert float(r["median_logit_gap"]) >= 0 and float(r["median_abs_U"]) > 0
+    verdict = json.loads((figs / "09_emergence_verdict.json").read_text())
+    assert verdict["n_points"] == len(rows) and "rows with max weight" in verdict["verdict"]
+    bn = list(csv.DictReader(open(figs / "09_pair_normalisation.csv")))
+    assert [r["pair_feature"] for r in bn] == ["ln kT", "ln z", "ln ΔR", "ln m²"]
+
+
+def test_emergence_summary_on_a_known_curve():
+    """A flat start and a jump between two points is "sudden"; a steady rise "gradual"; the
+    half-way step is interpolated in log step."""
+    from partnb.analysis.emergence import emergence_summary
+
+    steps = [0, 10, 30, 100, 300, 1000, 3000]
+    sudden = [0.0, 0.0, 0.001, 0.002, 0.08, 0.095, 0.1]
+    rows = [{"step": s, "rows_max_ge_0.8": v, "probe_accuracy": 0.5 + v} for s, v in zip(steps, sudden, strict=True)]
+    summary = emergence_summary(rows)
+    assert summary["onset"] == "sudden"
+    assert summary["largest_jump_share"] == pytest.approx(0.78)
+    # half (0.05) is reached between 100 (0.002) and 300 (0.08): log-linear interpolation
+    frac = (0.05 - 0.002) / (0.08 - 0.002)
+    assert summary["step_half_rows_max_ge_0.8"] == pytest.approx(10 ** (2 + frac * np.log10(3)))
+    steady = [{"step": s, "rows_max_ge_0.8": 0.01 * k, "probe_accuracy": 0.5}
+              for k, s in enumerate(steps)]
+    assert emergence_summary(steady)["onset"] == "gradual"
+    assert np.isnan(emergence_summary(steady)["step_90_accuracy"])

@@ -28,8 +28,10 @@ leaves the model as it found it (train mode, the trimmer's call counter), so a r
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,11 +39,12 @@ from torch import Tensor
 
 from ..model.part import padding_bias
 from .interaction import NON_BINARY_THRESHOLD
-from .sparsity import ROW_MAX_EDGES, ROW_THRESHOLDS, median_from_histogram
+from .sparsity import ROW_MAX_EDGES, ROW_THRESHOLDS, jackknife_ratio, median_from_histogram
 from .stream import pair_layout, stream_attention
 
 __all__ = ["MONITOR_COLUMNS", "SparsityMonitor", "MonitorStats", "is_monitor_step",
-           "monitor_steps", "VARIANT_SUFFIX"]
+           "monitor_steps", "VARIANT_SUFFIX", "emergence_params_file", "emergence_summary",
+           "emergence_verdict", "load_monitor_log"]
 
 #: log10 bins of magnitudes (|A|, |U|, |A′|) and of ratios: 0.01 dex from 1e-12 to 1e12,
 #: values outside land in the first or last bin (zeros are counted apart).
@@ -54,8 +57,11 @@ GAP_EDGES = np.arange(_GAP_BINS + 1) * _GAP_STEP
 
 #: column suffix of each variant in the monitor log
 VARIANT_SUFFIX = {"correct": "", "as_coded": "_as_coded"}
-_ROW_METRICS = ("rows_max_ge_0.8", "rows_max_ge_0.95", "median_row_max", "median_logit_gap",
-                "mean_norm_entropy", "median_abs_A", "median_ratio_AU", "D_rate", "N_rate")
+_ROW_METRICS = ("rows_max_ge_0.8", "rows_max_ge_0.8_err", "rows_max_ge_0.95",
+                "rows_max_ge_0.95_err", "median_row_max", "median_logit_gap", "mean_norm_entropy",
+                "median_abs_A", "median_ratio_AU", "D_rate", "D_rate_err", "N_rate", "N_rate_err")
+#: jet groups of the jackknife errors (jet index modulo GROUPS)
+GROUPS = 10
 #: the columns of ``monitor_log.csv`` after step, epoch and lr
 MONITOR_COLUMNS = (("probe_loss", "probe_accuracy", "n_rows", "median_abs_U")
                    + tuple(m + s for s in VARIANT_SUFFIX.values() for m in _ROW_METRICS))
@@ -101,6 +107,8 @@ class MonitorStats:
         self.counts: dict[str, dict[str, float]] = {v: {"rows": 0, "ge08": 0, "ge095": 0, "D": 0,
                                                         "N": 0, "ent_sum": 0.0, "ent_rows": 0}
                                                     for v in VARIANT_SUFFIX}
+        #: per jet group (jet index mod GROUPS): rows, ≥ 0.8, ≥ 0.95, D, N (jackknife errors)
+        self.groups = {v: np.zeros((GROUPS, 5)) for v in VARIANT_SUFFIX}
         self.hist = {v: {"row_max": np.zeros(len(ROW_MAX_EDGES) - 1),
                          "gap": np.zeros(_GAP_BINS), "abs_A": np.zeros(_LOG_BINS),
                          "ratio": np.zeros(_LOG_BINS)} for v in VARIANT_SUFFIX}
@@ -135,6 +143,10 @@ class MonitorStats:
         real = (~padding)[:, None, :].expand(w.shape[:3])  # (B, H, P) real queries
         n = (~padding).sum(dim=-1)[:, None, None].expand(w.shape[:3])
         row_max = w.amax(dim=-1)[real]
+        group = torch.as_tensor(np.asarray(batch.index) % GROUPS)[:, None, None].expand(
+            w.shape[:3])[real]
+        flags = [torch.ones_like(row_max, dtype=torch.bool), row_max >= ROW_THRESHOLDS[0],
+                 row_max >= ROW_THRESHOLDS[1], None, row_max < self.threshold]
         c["rows"] += int(row_max.numel())
         c["ge08"] += int((row_max >= ROW_THRESHOLDS[0]).sum())
         c["ge095"] += int((row_max >= ROW_THRESHOLDS[1]).sum())
@@ -165,7 +177,12 @@ class MonitorStats:
             if variant == "correct":
                 self.abs_u += _log_hist(log_u.clone())
             arg_a = (a + bias).argmax(dim=-1)
-            c["D"] += int(((arg_l != arg_a) & real).sum())
+            d = (arg_l != arg_a)
+            c["D"] += int((d & real).sum())
+            flags[3] = d[real]
+        for k, flag in enumerate(flags):
+            if flag is not None:
+                self.groups[variant][:, k] += np.bincount(group[flag].numpy(), minlength=GROUPS)
 
     # -- results -------------------------------------------------------------------------
     def result(self) -> dict[str, float]:
@@ -192,6 +209,11 @@ class MonitorStats:
                 "D_rate": c["D"] / rows if rows and has_u else nan,
                 "N_rate": c["N"] / rows if rows else nan,
             }
+            g = self.groups[variant]
+            for k, name in ((1, "rows_max_ge_0.8"), (2, "rows_max_ge_0.95"), (3, "D_rate"),
+                            (4, "N_rate")):
+                values[name + "_err"] = (jackknife_ratio(g[:, k], g[:, 0])[1]
+                                         if rows and not (k == 3 and not has_u) else nan)
             row.update({k + suffix: v for k, v in values.items()})
         return row
 
@@ -231,3 +253,170 @@ class SparsityMonitor:
             if trimmer is not None:
                 trimmer.calls = calls
         return stats.result()
+
+
+# --- reading a run's monitor log (notebook 09) ---------------------------------------------
+
+
+def emergence_params_file(params) -> Path | None:
+    """The params file of the emergence run that notebook 09 shows for ``params``:
+    ``params/study/<name>_emergence.yaml`` beside the params' ``params/`` folder when it exists
+    (the committed 20-epoch runs), else None (the params' own training run)."""
+    candidate = Path(params.root) / "params" / "study" / f"{params.name}_emergence.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def load_monitor_log(models_dir) -> list[dict]:
+    """The rows of ``<models_dir>/monitor_log.json`` (read as JSON, checked).
+
+    Raises:
+        FileNotFoundError: the run has no monitor log, naming the file and the command that
+            makes it.
+        ValueError: the file is not a list of rows with a step.
+    """
+    path = Path(models_dir) / "monitor_log.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no monitor log; train with train.monitor_jets > 0 "
+                                "(`partnb train PARAMS`)")
+    rows = json.loads(path.read_text())
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "step" in r for r in rows):
+        raise ValueError(f"{path}: not a monitor log (a list of rows with 'step')")
+    return rows
+
+
+def _crossing(steps: np.ndarray, values: np.ndarray, level: float) -> float:
+    """First step at which ``values`` reach ``level`` (log-linear interpolation in the step,
+    step 0 placed at 1), NaN if never."""
+    x = np.log10(np.maximum(steps, 1.0))
+    above = np.flatnonzero(values >= level)
+    if not len(above):
+        return float("nan")
+    k = above[0]
+    if k == 0:
+        return float(steps[0])
+    frac = (level - values[k - 1]) / (values[k] - values[k - 1])
+    return float(10 ** (x[k - 1] + frac * (x[k] - x[k - 1])))
+
+
+def emergence_summary(rows: list[dict], metric: str = "rows_max_ge_0.8") -> dict:
+    """When and how the attention sharpened over a run, computed from its monitor log.
+
+    * ``step_half_<metric>``: first step at which ``metric`` made half of its net change from
+      the first to the last monitor point (log-linear interpolation between points);
+    * ``step_half_accuracy``, ``step_90_accuracy``: the same for the probe accuracy, at half
+      and 90 % of its gain (when the accuracy "saturates");
+    * ``largest_jump_share``: the largest change of ``metric`` between two consecutive monitor
+      points as a share of the net change, and ``onset``: "sudden" when one interval between
+      log-spaced points holds at least half of the change after a flat start (less than 10 %
+      of the change in the first half of the log-step range), else "gradual";
+    * the first and last values of every monitored quantity (``first_*``, ``last_*``).
+    """
+    steps = np.array([r["step"] for r in rows], float)
+    order = np.argsort(steps, kind="stable")
+    rows = [rows[i] for i in order]
+    steps = steps[order]
+    values = np.array([r.get(metric, np.nan) for r in rows], float)
+    acc = np.array([r.get("probe_accuracy", np.nan) for r in rows], float)
+    out: dict = {"metric": metric, "n_points": len(rows), "last_step": float(steps[-1])}
+    change = values[-1] - values[0]
+    out["net_change"] = float(change)
+    if change > 0:
+        out[f"step_half_{metric}"] = _crossing(steps, values, values[0] + 0.5 * change)
+        jumps = np.diff(values) / change
+        out["largest_jump_share"] = float(jumps.max())
+        x = np.log10(np.maximum(steps, 1.0))
+        early = x <= x[0] + 0.5 * (x[-1] - x[0])
+        flat_start = (values[early].max() - values[0]) / change < 0.1
+        out["onset"] = "sudden" if (jumps.max() >= 0.5 and flat_start) else "gradual"
+    else:
+        out[f"step_half_{metric}"] = float("nan")
+        out["largest_jump_share"] = float("nan")
+        out["onset"] = "none (no increase)"
+    gain = acc[-1] - acc[0]
+    out["step_half_accuracy"] = _crossing(steps, acc, acc[0] + 0.5 * gain) if gain > 0 else float("nan")
+    out["step_90_accuracy"] = _crossing(steps, acc, acc[0] + 0.9 * gain) if gain > 0 else float("nan")
+    for column in MONITOR_COLUMNS:
+        out[f"first_{column}"] = rows[0].get(column, float("nan"))
+        out[f"last_{column}"] = rows[-1].get(column, float("nan"))
+    return out
+
+
+def emergence_verdict(summary: dict, *, dataset: str) -> str:
+    """One sentence per question of notebook 09, from :func:`emergence_summary`."""
+    m = summary["metric"]
+    last, first = summary[f"last_{m}"], summary[f"first_{m}"]
+    coded = summary.get(f"last_{m}_as_coded", float("nan"))
+    half, sat = summary[f"step_half_{m}"], summary["step_90_accuracy"]
+    parts = [f"{dataset}: rows with max weight ≥ 0.8 went from {100 * first:.2f} % to "
+             f"{100 * last:.2f} % over {summary['last_step']:.0f} steps ({summary['onset']} onset"
+             + (f", half of the change by step {half:.0f}" if np.isfinite(half) else "") + ")."]
+    if np.isfinite(half) and np.isfinite(sat):
+        when = "before" if half < sat else "after"
+        parts.append(f"Half of the sharpening came {when} the probe accuracy reached 90 % of its "
+                     f"gain (step {sat:.0f}).")
+    binary = 0.5  # "binary" attention: most rows nearly one-hot
+    parts.append(f"At the end {100 * last:.2f} % of rows are ≥ 0.8 correctly captured and "
+                 f"{100 * coded:.2f} % as coded: "
+                 + ("neither reading is binary" if max(last, coded) < binary else
+                    "the as-coded reading is binary while the true attention is not"
+                    if coded >= binary > last else "the true attention is binary")
+                 + f" (median top-two logit gap {summary['last_median_logit_gap']:.2f}; a row "
+                 "maximum of 0.8 over ~50 keys needs ~5).")
+    return " ".join(parts)
+
+
+PAIR_FEATURE_NAMES = ("ln kT", "ln z", "ln ΔR", "ln m²")
+
+
+def pair_normalisation_rows(models: dict, inputs, *, max_jets: int = 500) -> list[dict]:
+    """What the first BatchNorm of the pair embedding learnt to subtract and divide by, per
+    pair feature, beside the mean and standard deviation of the real pairs of ``inputs`` (both
+    particles real, i ≥ j: the lower triangle with the self pairs, as the embedding computes
+    them; the self pairs sit at the ε floor of ln kT and ln ΔR): with zero padding the running statistics include the ε-floor values of the
+    padded pairs (docs/features.md#padding), so real pairs reach U compressed.
+
+    Args:
+        models: name -> ParT with a pair embedding.
+        inputs: JetInputs (the first ``max_jets`` are used for the real-pair statistics).
+    """
+    from partnb.data.features import pairwise_features
+
+    n = min(len(inputs), max_jets)
+    v = torch.as_tensor(inputs.vectors[:n])
+    mask = torch.as_tensor(inputs.mask[:n])[:, 0] > 0
+    feats = pairwise_features(v, num_features=4)  # (B, 4, P, P)
+    # the pairs the embedding computes: the lower triangle with the self pairs (i >= j)
+    pairs = mask[:, :, None] & mask[:, None, :] & torch.ones(mask.shape[1], mask.shape[1]).tril().bool()
+    real = feats.permute(1, 0, 2, 3)[:, pairs]  # (4, pairs)
+    rows = []
+    for c, feature in enumerate(PAIR_FEATURE_NAMES):
+        row = {"pair_feature": feature, "real_pairs_mean": float(real[c].mean()),
+               "real_pairs_std": float(real[c].std())}
+        for name, model in models.items():
+            bn = model.pair_embed.embed[0]
+            row[f"{name}_running_mean"] = float(bn.running_mean[c])
+            row[f"{name}_running_std"] = float(bn.running_var[c].sqrt())
+            row[f"{name}_compression"] = float(bn.running_var[c].sqrt() / real[c].std())
+        rows.append(row)
+    return rows
+
+
+def latest_model(params):
+    """The params' model at its latest completed epoch (``epoch_NNN.pt`` in
+    ``output.models``), in eval mode, and that epoch: a run still in progress is shown as far
+    as it got.
+
+    Raises:
+        FileNotFoundError: no epoch checkpoint, naming the directory.
+    """
+    from partnb.model.checkpoint import load_state_dict_any
+    from partnb.train import model_from_params
+
+    directory = Path(params.output.models)
+    epochs = sorted(directory.glob("epoch_[0-9][0-9][0-9].pt"))
+    if not epochs:
+        raise FileNotFoundError(f"{directory}: no epoch_NNN.pt checkpoint; run `partnb train "
+                                f"{params.source}`")
+    model = model_from_params(params)
+    load_state_dict_any(model, epochs[-1])
+    return model.eval(), int(epochs[-1].stem.split("_")[1])

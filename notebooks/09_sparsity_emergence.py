@@ -1,0 +1,146 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: partnb
+#     language: python
+#     name: partnb
+# ---
+
+# %% [markdown]
+# # 09 — When does attention become sparse? Sparsity over training
+#
+# Neither paper follows the attention while the model trains: the sparse-attention paper
+# (arXiv 2512.00210) names this as a limitation. Here the sparsity monitor of `partnb train`
+# (docs/sparsity_study.md#the-sparsity-monitor) measures, at log-spaced optimiser steps
+# (0, 10, 30, 100, …) and at every epoch end, on a fixed probe set of 500 validation jets:
+# the fraction of attention rows whose largest weight is ≥ 0.8 or ≥ 0.95, the median row
+# maximum, the normalised row entropy, the gap between a row's two largest logits, the
+# magnitudes |A|, |U| and the interaction-dependent and non-binary rates D and N — for the
+# attention the forward pass computes ("correct") and for the papers' as-coded capture
+# (A′ from a second attention call on the module's output,
+# docs/analyses.md#the-capture-bug-of-the-papers-scripts).
+#
+# The run shown is `params/study/<dataset>_emergence.yaml` when it exists: the default model
+# and data, weaver's wrap padding, 20 epochs (the committed defaults stop at 6, with the
+# validation loss still falling). Its monitor log is committed, so this notebook only reads.
+#
+# | params file | what runs | time on 2 cores |
+# |---|---|---|
+# | `params/tiny.yaml` | the tiny model's own 2-epoch run (trained by 02) | seconds |
+# | `params/toplandscape.yaml`, `quarkgluon.yaml`, `jetclass.yaml` | reads the committed emergence run | ~20 s; retraining it: 1–3 h on one core |
+
+# %% tags=["parameters"]
+params_file = "../params/jetclass.yaml"
+emergence_params = ""  # params of the run to show ("": params/study/<name>_emergence.yaml, else params_file)
+train_if_missing = False  # train that run now if its monitor log is missing (hours; resumable)
+progress = True
+
+# %%
+import json
+from pathlib import Path
+
+from IPython.display import Markdown, display
+
+from partnb import plots
+from partnb.analysis import emergence
+from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
+from partnb.params import load_params
+from partnb.plots.emergence import sparsity_over_training
+from partnb.train import load_split, train, trained_model
+
+params = load_params(params_file, {"analysis.progress": progress})
+out = figure_dir(params)
+plots.use_style()
+run_file = Path(emergence_params) if emergence_params else (emergence.emergence_params_file(params)
+                                                           or Path(params_file))
+run = load_params(run_file, {"analysis.progress": progress})
+models_dir = Path(run.output.models)
+if not (models_dir / "monitor_log.json").exists() and train_if_missing:
+    train(run, progress=progress)
+rows = emergence.load_monitor_log(models_dir)
+epoch_rows = json.loads((models_dir / "train_log.json").read_text())
+steps_per_epoch = round(rows[-1]["step"] / rows[-1]["epoch"]) if rows[-1]["epoch"] else None
+print(f"{run_file}: {len(rows)} monitor points, {len(epoch_rows)} of {run.train.epochs} epochs done, "
+      f"{steps_per_epoch} steps per epoch, pad_mode {run.features.pad_mode}, probe set of "
+      f"{run.train.monitor_jets} jets")
+
+# %% [markdown]
+# ## The curves
+# Left to right, top to bottom: the binary-row fractions (band: jackknife error over the
+# probe jets), the median row maximum and normalised entropy, the median top-two logit gap
+# (dotted: the gap a row needs for a maximum of 0.8 over 50 keys), the magnitudes, D and N,
+# and the accuracy. Blue is the attention the model computes, red the papers' as-coded
+# capture. Watch for a plateau followed by a jump (as reported for toy models by Zucchet et
+# al., arXiv 2505.17863) or a gradual rise, and for the red curves leaving the blue ones.
+
+# %%
+save_table([{"dataset": params.dataset.name, **r} for r in rows], out, "09_sparsity_emergence")
+save_figure(sparsity_over_training(rows, epoch_rows, steps_per_epoch=steps_per_epoch,
+                                   title=f"{params.name}: attention over training ({run_file.name})"),
+            out, "09_sparsity_emergence")
+
+# %% [markdown]
+# ## When, and how
+# Computed from the monitor log: the step by which half of the change in the binary-row
+# fraction happened, the same for the accuracy (and when it reached 90 % of its gain), the
+# largest share of the change between two consecutive monitor points, first and last values.
+
+# %%
+summary = emergence.emergence_summary(rows)
+verdict = emergence.emergence_verdict(summary, dataset=params.name)
+keys = ["n_points", "last_step", "net_change", "step_half_rows_max_ge_0.8", "largest_jump_share",
+        "onset", "step_half_accuracy", "step_90_accuracy"]
+table = [{"quantity": k, "value": summary[k]} for k in keys]
+for column in ("rows_max_ge_0.8", "rows_max_ge_0.8_as_coded", "rows_max_ge_0.95",
+               "median_row_max", "median_row_max_as_coded", "median_logit_gap",
+               "median_logit_gap_as_coded", "mean_norm_entropy", "median_abs_A",
+               "median_abs_A_as_coded", "median_abs_U", "D_rate", "D_rate_as_coded", "N_rate",
+               "N_rate_as_coded", "probe_accuracy"):
+    table.append({"quantity": column, "first": summary[f"first_{column}"],
+                  "last": summary[f"last_{column}"],
+                  "last_err": summary.get(f"last_{column}_err", float("nan"))})
+save_table(table, out, "09_emergence_summary")
+save_json({"verdict": verdict, **summary}, out, "09_emergence_verdict")
+display(Markdown(markdown_table(table)))
+display(Markdown(f"**Verdict.** {verdict}"))
+
+# %% [markdown]
+# ## Padding in training
+# Training batches are padded as weaver pads them (`features.pad_mode: wrap`, docs/features.md#padding):
+# padded slots hold particles of other jets instead of zeros. In eval mode that changes
+# nothing, but the BatchNorms of the pair embedding take their statistics over every slot in
+# training. The table compares what the first pair BatchNorm learnt (running mean and
+# standard deviation per pair feature) with the real pairs' own mean and spread: a
+# `compression` above 1 means real pairs reach U squeezed by that factor.
+
+# %%
+val = load_split(run, "val")
+latest, latest_epoch = emergence.latest_model(run)
+models = {f"{run.features.pad_mode}-padded ({run_file.stem}, epoch {latest_epoch})": latest}
+if run_file != Path(params_file) and params.features.pad_mode != run.features.pad_mode:
+    models[f"{params.features.pad_mode}-padded ({Path(params_file).stem})"] = trained_model(
+        params, train_if_missing=False)
+bn_rows = emergence.pair_normalisation_rows(models, val)
+save_table(bn_rows, out, "09_pair_normalisation")
+display(Markdown(markdown_table(bn_rows, digits=3)))
+
+# %% [markdown]
+# ## Questions
+# 1. In `09_emergence_summary.csv`, did the fraction of rows with max ≥ 0.8 rise before or
+#    after the probe accuracy reached 90 % of its gain (`step_half_rows_max_ge_0.8` against
+#    `step_90_accuracy`)? Was the rise sudden or gradual (`onset`, `largest_jump_share`)?
+# 2. At the last point, how far is the median top-two logit gap from the ~5 a binary row
+#    needs over ~50 keys? How fast was it still growing over the last decade of steps
+#    (`09_sparsity_emergence.csv`)?
+# 3. Does the as-coded capture (red) become more binary than the true attention (blue)? Compare
+#    `median_abs_A_as_coded` with `median_abs_A`: which of the two grows with training?
+# 4. In `09_pair_normalisation.csv`, by what factor does zero padding compress ln kT of real
+#    pairs compared with wrap padding?
