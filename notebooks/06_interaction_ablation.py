@@ -1,9 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: partnb
 #     language: python
@@ -132,6 +136,25 @@ pd.DataFrame(metric_rows)[["model", "pair_features", "rate_D", "coverage_D", "ra
 trained_metrics["flips"]
 
 # %% [markdown]
+# ## D and N as the papers' scripts would have counted them
+# The papers' attention analyses recorded A′ and W′ from a second attention call on the
+# module's own output (docs/analyses.md#the-capture-bug-of-the-papers-scripts). Counting D′
+# (does U move the argmax of A′?) and N′ (is max W′ below 0.8?) on that capture, over the same
+# real queries and keys, tells whether the bug can explain the published 3.6 % and 0.88 %.
+
+# %%
+coded_metrics = interaction.as_coded_interaction_metrics(
+    model, inputs, batch_size=params.analysis.batch_size, progress=progress)
+coded_rows = interaction.as_coded_rows(
+    coded_metrics, reference.INTERACTION_PUBLISHED if dataset == "jetclass" else None)
+save_table(coded_rows, out, "06_interaction_as_coded")
+coded_verdict = interaction.as_coded_sentence(coded_metrics, reference.INTERACTION_PUBLISHED)
+save_json(coded_verdict, out, "06_interaction_as_coded_verdict")
+display(Markdown(coded_verdict["sentence"]))
+pd.DataFrame(coded_rows)[["reading", "rate_D", "coverage_D", "rate_N", "coverage_N", "pcc_phi",
+                          "pcc_token_counts"]]
+
+# %% [markdown]
 # ## The structure of U
 # U is the same in every block. If U suppressed self-attention, the self pairs (red) would sit
 # below the other pairs and the self rank would be near 0 (½ by chance, 1 = the self pair has
@@ -166,3 +189,6 @@ pd.DataFrame([r for r in variation_rows if r["head"] == "all"])
 #    of the "interaction-dependent" decisions could be rounding noise?
 # 3. From `06_u_structure.csv`: is U on the self pairs lower or higher than on the other pairs,
 #    head by head? Does U push attention away from or towards the particle itself?
+# 4. In `06_interaction_as_coded.csv`, does counting on the as-coded capture move D and N towards
+#    the paper's 3.6 % and 0.88 % or away from them? What does that say about where the
+#    published numbers could come from?

@@ -19,7 +19,7 @@
 #
 # Neither paper follows the attention while the model trains: the sparse-attention paper
 # (arXiv 2512.00210) names this as a limitation. Here the sparsity monitor of `partnb train`
-# (docs/sparsity_study.md#the-sparsity-monitor) measures, at log-spaced optimiser steps
+# (docs/training.md#the-sparsity-monitor) measures, at log-spaced optimiser steps
 # (0, 10, 30, 100, …) and at every epoch end, on a fixed probe set of 500 validation jets:
 # the fraction of attention rows whose largest weight is ≥ 0.8 or ≥ 0.95, the median row
 # maximum, the normalised row entropy, the gap between a row's two largest logits, the

@@ -303,3 +303,34 @@ def test_emergence_summary_on_a_known_curve():
               for k, s in enumerate(steps)]
     assert emergence_summary(steady)["onset"] == "gradual"
     assert np.isnan(emergence_summary(steady)["step_90_accuracy"])
+
+
+def test_as_coded_interaction_counter_equals_the_monitor(tl_inputs, one_torch_thread):
+    """06's D′/N′ (InteractionCounter on the as-coded capture) and the monitor's as-coded
+    columns count the same computations the same way; the correct reading is unchanged by
+    streaming as coded."""
+    from partnb.analysis.interaction import (
+        as_coded_interaction_metrics,
+        as_coded_rows,
+        as_coded_sentence,
+    )
+    from partnb.reference import INTERACTION_PUBLISHED
+
+    inputs = _take(tl_inputs, np.arange(60))
+    model = _sharp_model(2)
+    stats, plain = MonitorStats(), InteractionCounter()
+    stream_attention(model, inputs, [stats], batch_size=30, capture=("A", "U", "L", "P"), as_coded=True)
+    stream_attention(model, inputs, [plain], batch_size=30, capture=("A", "U", "L", "P"))
+    res = as_coded_interaction_metrics(model, inputs, batch_size=30)
+    row = stats.result()
+    assert res["as_coded"]["rate_D"] == pytest.approx(row["D_rate_as_coded"], abs=1e-12)
+    assert res["as_coded"]["rate_N"] == pytest.approx(row["N_rate_as_coded"], abs=1e-12)
+    assert res["correct"]["rate_D"] == pytest.approx(plain.result()["rate_D"], abs=1e-12)
+    assert res["as_coded"]["rate_D"] != res["correct"]["rate_D"]
+    rows = as_coded_rows(res, INTERACTION_PUBLISHED)
+    assert [r["reading"] for r in rows] == ["correct", "as_coded", INTERACTION_PUBLISHED["source"]]
+    verdict = as_coded_sentence(res, INTERACTION_PUBLISHED)
+    for name, m in verdict["metrics"].items():
+        assert m["as_coded_closer"] == (abs(m["as_coded"] - m["paper"]) < abs(m["correct"] - m["paper"])), name
+    with pytest.raises(ValueError, match="variant"):
+        InteractionCounter(variant="as coded")

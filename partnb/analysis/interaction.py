@@ -41,6 +41,9 @@ __all__ = [
     "NON_BINARY_THRESHOLD",
     "SIMILAR_COLLAPSE",
     "U_EDGES",
+    "as_coded_interaction_metrics",
+    "as_coded_rows",
+    "as_coded_sentence",
     "InteractionCounter",
     "RowVariation",
     "UStructure",
@@ -491,6 +494,55 @@ def interaction_rows(results: Sequence[tuple[str, dict]], published: dict | None
         rows.append({"model": published["source"], "pair_features": "?", "n_jets": None,
                      "n_computations": None, **{k: published.get(k) for k in names}})
     return rows
+
+
+def as_coded_interaction_metrics(model, inputs, *, batch_size: int = 100,
+                                 progress: bool = False) -> dict[str, dict]:
+    """D, N and both PCC readings of the correct capture and of the papers' as-coded one
+    (D′ = argmax(A′ + U) ≠ argmax A′, N′ = max W′ < 0.8 with W′ = softmax(A′ + U + M); the
+    same real queries and keys), from one streamed pass: ``{"correct": result, "as_coded":
+    result}`` as :meth:`InteractionCounter.result`."""
+    correct, coded = InteractionCounter(), InteractionCounter(variant="as_coded")
+    stream_attention(model, inputs, [correct, coded], batch_size=batch_size,
+                     capture=("A", "U", "L", "P"), as_coded=True, progress=progress,
+                     desc="as coded")
+    return {"correct": correct.result(), "as_coded": coded.result()}
+
+
+_PCC_NAMES = ("rate_D", "coverage_D", "rate_N", "coverage_N", "pcc_phi", "pcc_token_counts")
+
+
+def as_coded_rows(results: dict[str, dict], published: dict | None = None) -> list[dict]:
+    """One row per reading (correct, as coded) and the paper's row, with errors."""
+    rows = []
+    for reading, r in results.items():
+        row = {"reading": reading, "n_jets": r["n_jets"], "n_computations": r["n_computations"]}
+        for name in _PCC_NAMES:
+            row[name], row[f"{name}_err"] = r[name], r[f"{name}_err"]
+        rows.append(row)
+    if published:
+        rows.append({"reading": published["source"], "n_jets": None, "n_computations": None,
+                     **{k: published.get(k) for k in _PCC_NAMES}})
+    return rows
+
+
+def as_coded_sentence(results: dict[str, dict], published: dict) -> dict:
+    """Which of the paper's numbers the as-coded reading lies closer to than the correct one
+    (per metric: |as coded − paper| < |correct − paper|), as a sentence and per metric."""
+    closer, farther = [], []
+    detail = {}
+    for name in _PCC_NAMES:
+        paper = published.get(name)
+        if paper is None or not np.isfinite(paper):
+            continue
+        c, a = results["correct"][name], results["as_coded"][name]
+        towards = abs(a - paper) < abs(c - paper)
+        detail[name] = {"paper": paper, "correct": c, "as_coded": a, "as_coded_closer": towards}
+        (closer if towards else farther).append(f"{name} ({c:.3g} → {a:.3g}; paper {paper:.3g})")
+    sentence = ("The as-coded reading moves towards the paper for "
+                + (", ".join(closer) if closer else "none of the numbers")
+                + "; away from it for " + (", ".join(farther) if farther else "none") + ".")
+    return {"sentence": sentence, "metrics": detail}
 
 
 # --- the structure of U --------------------------------------------------------------------
