@@ -110,3 +110,19 @@ def test_every_committed_table_has_a_range(dataset):
                     if p.suffix in (".csv", ".json"))
     assert tables, f"figures/{dataset} holds no reference tables"
     assert sorted(set(tables) - named) == [], f"tables without an expected range in {dataset}.yaml"
+
+
+def test_log_histogram_tables_have_a_fixed_shape():
+    """Every bin of the fixed log10 binning is a row, filled or not: the row count of the 04
+    tables is set by the binning, not by which tail bins a sample reaches."""
+    import numpy as np
+
+    from partnb.analysis.magnitude import LOG10_EDGES, N_BINS, _log_rows
+
+    sparse, full = np.zeros(N_BINS, np.int64), np.ones(N_BINS, np.int64)
+    sparse[[0, 7, N_BINS - 1]] = (3, 1, 2)
+    for counts in (sparse, full, np.zeros(N_BINS, np.int64)):
+        rows = _log_rows(counts, {"model": "m"})
+        assert len(rows) == N_BINS == len(LOG10_EDGES) - 1
+        assert [r["count"] for r in rows] == counts.tolist()
+    assert math.isclose(sum(r["probability"] for r in _log_rows(sparse, {})), 1.0)

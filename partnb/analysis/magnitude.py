@@ -290,11 +290,13 @@ class MagnitudeRatio:
 
 
 def _log_rows(counts: np.ndarray, base: dict) -> list[dict]:
-    """Non-empty log10 bins as rows (the underflow bin holds exact zeros: bin_lo = −inf)."""
+    """Every log10 bin of :data:`LOG10_EDGES` as a row, empty ones with count 0, so the table's
+    shape is fixed by the binning, not by which tail bins a sample happens to fill (the
+    underflow bin holds exact zeros: bin_lo = −inf)."""
     total = max(counts.sum(), 1)
     return [{**base, "bin": "", "bin_lo": float(LOG10_EDGES[k]), "bin_hi": float(LOG10_EDGES[k + 1]),
              "count": int(counts[k]), "probability": float(counts[k] / total)}
-            for k in range(len(counts)) if counts[k]]
+            for k in range(len(counts))]
 
 
 def _quantile10(counts: np.ndarray, q: float) -> float:

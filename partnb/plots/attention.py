@@ -208,10 +208,18 @@ def ratio_decades(hist_rows: Sequence[dict], *, title: str | None = None):
     return fig
 
 
+def _filled_span(rows: Sequence[dict]) -> list[dict]:
+    """The rows from the first to the last bin with a non-zero count (tables hold every bin
+    of their fixed binning; the empty tails would only stretch the axis)."""
+    filled = [k for k, r in enumerate(rows) if float(r["probability"]) > 0]
+    return list(rows[filled[0]:filled[-1] + 1]) if filled else []
+
+
 def _step_per_dex(ax, rows: Sequence[dict], **style) -> bool:
     """Draw log10-binned rows (finite bins only) as a probability density per dex; False if
     there is nothing to draw."""
-    rows = [r for r in rows if np.isfinite(float(r["bin_lo"])) and np.isfinite(float(r["bin_hi"]))]
+    rows = _filled_span([r for r in rows
+                         if np.isfinite(float(r["bin_lo"])) and np.isfinite(float(r["bin_hi"]))])
     if not rows:
         return False
     centres = np.array([(float(r["bin_lo"]) + float(r["bin_hi"])) / 2 for r in rows])

@@ -86,6 +86,8 @@ def ratio_distributions(rows: Sequence[dict], *, title: str | None = None):
     for k, dataset in enumerate(_datasets(rows)):
         sel = sorted((r for r in rows if r["dataset"] == dataset and np.isfinite(r["bin_lo"])),
                      key=lambda r: r["bin_lo"])
+        filled = [i for i, r in enumerate(sel) if r["probability"] > 0]  # every bin is a row:
+        sel = sel[filled[0]:filled[-1] + 1] if filled else []  # draw the filled span only
         if not sel:
             continue
         edges = np.array([r["bin_lo"] for r in sel] + [sel[-1]["bin_hi"]])
