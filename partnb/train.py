@@ -290,9 +290,10 @@ def load_train_state(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for broken or unsafe files
-        first = (str(error).strip().splitlines() or [""])[0][:160]
+        from .model.checkpoint import load_error_reason
+
         raise TrainingError(f"{path}: cannot read the resume state (truncated, corrupt or not a "
-                            f"plain tensor file: {type(error).__name__}: {first}); {remedy}") from None
+                            f"plain tensor file: {load_error_reason(error)}); {remedy}") from None
     if not isinstance(state, dict):
         raise TrainingError(f"{path}: not a partnb resume state; {remedy}")
     for name, kind in _STATE_TYPES.items():
@@ -367,13 +368,11 @@ def _resume_state(state_path: Path, key: str) -> dict:
 def _check_output_dir(path: Path) -> None:
     """Refuse, before any work, an output directory that cannot be created or written: a
     path through a regular file, or a read-only directory (the nearest existing one)."""
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise TrainingError(f"output.models = {str(path)!r}: {str(existing)!r} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise TrainingError(f"output.models = {str(path)!r}: {str(existing)!r} is not writable")
+    from .outputs import output_dir_problem
+
+    problem = output_dir_problem(path)
+    if problem:
+        raise TrainingError(f"output.models = {str(path)!r}: {problem}")
 
 
 def _run_key(params) -> str:

@@ -28,6 +28,8 @@ from partnb.train import (
     train,
 )
 
+from conftest import REPO
+
 SMALL_MODEL = {"embed_dims": [16, 32, 16], "pair_embed_dims": [8, 8], "num_heads": 2,
                "num_layers": 2, "num_cls_layers": 1, "dropout": 0.0}
 
@@ -192,3 +194,24 @@ def test_cli_train_then_evaluate_json(tmp_path, toplandscape_sample):
     res = _cli("evaluate", other, "--checkpoint", tmp_path / "models" / "epoch_001.pt")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "17" in res.stderr and "7" in res.stderr
+
+
+COMMITTED_STATES = [REPO / "models" / dataset / sub / "train_state.pt"
+                    for dataset in ("jetclass", "toplandscape", "quarkgluon") for sub in ("", "plain")]
+
+
+@pytest.mark.parametrize("path", COMMITTED_STATES,
+                         ids=[str(p.parent.relative_to(REPO / "models")) for p in COMMITTED_STATES])
+def test_committed_resume_states_are_plain_data(path):
+    """The committed resume states load with weights_only=True in the current format, and
+    their history is the run's train_log.json."""
+    import json
+
+    from partnb.train import TRAIN_STATE_FORMAT, load_train_state
+
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["format"] == TRAIN_STATE_FORMAT and isinstance(raw["history_json"], str)
+    state = load_train_state(path)
+    assert state["epoch"] == len(state["history"]) >= 1
+    assert state["history"] == json.loads((path.parent / "train_log.json").read_text())
+    assert (path.parent / f"epoch_{state['epoch']:03d}.pt").is_file()

@@ -36,6 +36,7 @@ __all__ = [
     "build_model",
     "fold_w05_into_w04",
     "infer_config",
+    "load_error_reason",
     "load_state_dict_any",
     "normalize_state_dict",
     "read_checkpoint_extra",
@@ -88,6 +89,18 @@ def normalize_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def load_error_reason(error: BaseException, limit: int = 200) -> str:
+    """One line saying why ``torch.load(..., weights_only=True)`` failed: for a file holding
+    pickled objects (which could run code) the global it refused, else the error's first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    unsafe = [line for line in lines if line.startswith("WeightsUnpickler error:")]
+    if unsafe:
+        what = unsafe[0].split(":", 1)[1].strip().split(" was not an allowed global")[0]
+        return f"it holds pickled objects, not only tensors, refused unread ({what[:limit]})"
+    text = lines[0] if lines else ""
+    return f"{type(error).__name__}: {text[:limit]}"
+
+
 def _read(path: Path) -> Mapping[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {str(path)!r} does not exist")
@@ -96,7 +109,7 @@ def _read(path: Path) -> Mapping[str, Tensor]:
     except Exception as error:  # torch raises many types for broken files
         raise CheckpointError(
             f"cannot read checkpoint {str(path)!r} (truncated, corrupt or not a torch file): "
-            f"{type(error).__name__}: {error}"
+            f"{load_error_reason(error)}"
         ) from error
     for wrapper_key in ("state_dict", "model_state_dict", "model"):
         if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper_key), Mapping):
@@ -171,6 +184,11 @@ def load_state_dict_any(model: ParticleTransformer,
         source = f"checkpoint {str(state_dict_or_path)!r}"
         state_dict_or_path = _read(Path(state_dict_or_path))
     state = normalize_state_dict(state_dict_or_path)
+    nonfinite = [k for k, v in state.items()
+                 if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if nonfinite:
+        raise CheckpointError(f"{source} holds NaN/inf weights in {len(nonfinite)} tensor(s): "
+                              f"{_summary(nonfinite)} (a diverged training?)")
     problems = _mismatch_report(state, model.state_dict())
     if problems:
         raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
