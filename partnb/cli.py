@@ -27,14 +27,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.features import FeatureError
     from .data.io import DataError
     from .model.checkpoint import CheckpointError
+    from .outputs import OutputError
     from .params import ParamsError
     from .train import TrainingError
 
-    return (ParamsError, DataError, FeatureError, CheckpointError, TrainingError)
+    return (ParamsError, DataError, FeatureError, CheckpointError, TrainingError, OutputError)
 
 
 def _cmd_generate(args) -> int:
     from .data import dataset_files
+    from .outputs import check_output_dir
     from .params import load_params
 
     overrides = {"dataset.workers": args.workers}
@@ -43,6 +45,8 @@ def _cmd_generate(args) -> int:
         print(f"partnb: {args.params}: dataset.source is 'files'; nothing to generate",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    check_output_dir(args.out or params.dataset.cache_dir,
+                     "--out" if args.out else "dataset.cache_dir")
     ds = dataset_files(params, jets_per_class=args.jets_per_class, cache_dir=args.out,
                        progress=not args.no_progress)
     print(f"{len(ds.files)} files of {ds.dataset} in {ds.files[0].parent}")
@@ -105,8 +109,12 @@ def _cmd_run(args) -> int:
     from .runner import list_notebooks, run_comparison, run_notebooks
 
     for path in args.params:
-        load_params(path)  # fail fast on a bad params file
-    only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
+        _check_run_outputs(load_params(path))  # fail fast on a bad params file or output path
+    only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only is not None else None
+    if only == []:
+        print(f"partnb: error: --only {args.only!r} names no notebook (give e.g. --only 03,04)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         list_notebooks(only)
     except ValueError as exc:
@@ -121,6 +129,16 @@ def _cmd_run(args) -> int:
         print("== comparison")
         results.append(run_comparison(args.params))
     return _report_failures(results)
+
+
+def _check_run_outputs(params) -> None:
+    """Every directory a run writes can be a writable directory (nothing is created)."""
+    from .outputs import check_output_dir
+
+    for key in ("figures", "runs", "models"):
+        check_output_dir(getattr(params.output, key), f"output.{key}")
+    if params.dataset.source == "generate":
+        check_output_dir(params.dataset.cache_dir, "dataset.cache_dir")
 
 
 def _cmd_compare(args) -> int:
@@ -155,7 +173,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .data.io import DataError, detect_format, expand_paths
+    from .data.io import DataError, check_dataset_files
     from .metrics import evaluate
     from .model.checkpoint import load_state_dict_any
     from .params import load_params
@@ -168,9 +186,10 @@ def _cmd_evaluate(args) -> int:
                         "or give --checkpoint)")
     files = None
     if args.data:
-        files = expand_paths(args.data)
-        for f in files:
-            detect_format(f)  # unknown or corrupt format: one clear error before any work
+        # unknown or corrupt format, or jets of another family than the params' model: one
+        # clear error before any work
+        files = check_dataset_files(args.data, params.dataset.name,
+                                    what=f"dataset.name of {args.params}")
     model = model_from_params(params)
     load_state_dict_any(model, checkpoint)
     inputs = load_split(params, "test", files=files, progress=False)

@@ -14,8 +14,34 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["figure_dir", "save_figure", "save_table", "save_json", "atomic_write_text",
-           "markdown_table"]
+__all__ = ["OutputError", "figure_dir", "save_figure", "save_table", "save_json",
+           "atomic_write_text", "markdown_table", "check_output_dir", "output_dir_problem"]
+
+
+class OutputError(ValueError):
+    """An output path cannot be created or written (names the setting and the path)."""
+
+
+def output_dir_problem(path: str | os.PathLike) -> str | None:
+    """Why the directory ``path`` cannot be created or written, or None: the nearest existing
+    part of it is a regular file, or a directory without write permission. Nothing is created."""
+    path = Path(path).absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{str(existing)!r} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{str(existing)!r} is not writable"
+    return None
+
+
+def check_output_dir(path: str | os.PathLike, setting: str) -> None:
+    """Raise :class:`OutputError` naming ``setting`` if ``path`` cannot be a writable directory
+    (checked before any work, so a refused run leaves nothing behind)."""
+    problem = output_dir_problem(path)
+    if problem:
+        raise OutputError(f"{setting} = {str(path)!r}: {problem}")
 
 
 def figure_dir(params) -> Path:

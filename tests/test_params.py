@@ -35,7 +35,7 @@ def _write(tmp_path, data, name="p.yaml"):
         ({"dataset": {"jets_per_class": "many"}}, "dataset.jets_per_class must be an integer"),
         ({"dataset": {"jets_per_class": 1.5}}, "dataset.jets_per_class must be an integer"),
         ({"dataset": {"jets_per_class": -3}}, "dataset.jets_per_class = -3 must be > 0"),
-        ({"train": {"lr": -1e-3}}, "train.lr = -0.001 must be > 0"),
+        ({"train": {"lr": -1e-3}}, "train.lr = -0.001 must be a finite number > 0"),
         ({"train": {"optimizer": "sgd"}}, "train.optimizer = 'sgd' must be one of"),
         ({"features": {"set": "kinpd"}}, "features.set = 'kinpd' must be one of"),
         ({"features": {"clip": "yes"}}, "features.clip must be true or false"),

@@ -43,14 +43,17 @@ def dataset_files(params, *, generate: bool = True, progress: bool | None = None
     Raises:
         partnb.data.io.DataError: no files, or generated files missing with ``generate=False``.
     """
-    from .io import DataError, expand_paths
+    from .io import DataError, check_dataset_files
     from .schema import DATASETS
 
     ds = params.dataset
     if progress is None:
         progress = params.analysis.progress
     if ds.source == "files":
-        files = tuple(expand_paths(list(ds.files)))
+        # every file of the params' family and format, checked (metadata) before any work
+        files = tuple(check_dataset_files(list(ds.files), ds.name, format=ds.format))
+        if ds.test_files:
+            check_dataset_files(list(ds.test_files), ds.name, format=ds.format)
         return DatasetFiles(ds.name, DATASETS[ds.name].classes, files, "files",
                             f"{ds.name} files: {len(files)} file(s) given in {params.source}")
     from .cards import dataset_card_text

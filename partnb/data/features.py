@@ -473,7 +473,9 @@ def _kinematics(v: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Per-particle (px, py, pz, E, pT, y, φ), each (B, P) (weaver ``to_ptrapphim``)."""
     px, py, pz, energy = v.unbind(dim=1)
     pt = torch.sqrt(px.square() + py.square())
-    rapidity = 0.5 * torch.log(1 + (2 * pz) / (energy - pz).clamp(min=1e-20))
+    # (E + pz) / (E − pz) > 0 for every physical particle; the outer clamp only keeps an
+    # unphysical one (E < |pz|, e.g. a NaN energy replaced by 0 on reading) finite
+    rapidity = 0.5 * torch.log((1 + (2 * pz) / (energy - pz).clamp(min=1e-20)).clamp(min=1e-20))
     phi = torch.atan2(py, px)
     return px, py, pz, energy, pt, rapidity, phi
 

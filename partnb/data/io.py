@@ -46,6 +46,7 @@ import contextlib
 import glob
 import os
 import pathlib
+import pickle
 import re
 import warnings
 import zipfile
@@ -69,6 +70,7 @@ __all__ = [
     "DataError",
     "FORMATS",
     "SUPPORTED_EXTENSIONS",
+    "check_dataset_files",
     "count_jets",
     "dataset_of_format",
     "detect_format",
@@ -215,8 +217,58 @@ def _guard(path: pathlib.Path, what: str) -> Iterator[None]:
     except Exception as exc:  # every library error here means unreadable input
         raise DataError(
             f"{path}: cannot read {what}: the file is corrupt or truncated "
-            f"({type(exc).__name__}: {exc})"
+            f"({type(exc).__name__}: {_one_line(exc)})"
         ) from exc
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """A library's error message on one line: long back traces (HDF5) by their last line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if len(lines) > 3 else " ".join(lines)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+class _NoGlobalsUnpickler(pickle.Unpickler):
+    """Unpickles plain data only (numbers, strings, lists, tuples, dicts): any class or
+    function a pickle names is refused, so a pickle cannot run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"pickled object {module}.{name} refused (untrusted file)")
+
+
+class _PlainDataPickle:
+    """Stands in for the ``pickle`` module inside PyTables while partnb reads HDF5: pandas
+    metadata (lists of column names) still loads, pickled objects (object columns, crafted
+    attributes) do not."""
+
+    UnpicklingError = pickle.UnpicklingError
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(pickle, name)
+
+    @staticmethod
+    def loads(data: bytes, **kwargs: Any) -> Any:
+        import io as _io
+
+        return _NoGlobalsUnpickler(_io.BytesIO(data), **kwargs).load()
+
+
+@contextlib.contextmanager
+def _plain_hdf5() -> Iterator[None]:
+    """PyTables unpickles attributes and object-atom arrays (pandas' object columns) on
+    read: while inside, only plain data unpickles (an untrusted TL file cannot run code)."""
+    import tables.atom
+    import tables.attributeset
+
+    modules = (tables.atom, tables.attributeset)
+    saved = [m.pickle for m in modules]
+    for m in modules:
+        m.pickle = _PlainDataPickle()
+    try:
+        yield
+    finally:
+        for m, original in zip(modules, saved, strict=True):
+            m.pickle = original
 
 
 def _sniff(path: pathlib.Path) -> str:
@@ -258,6 +310,27 @@ def _inspect(path: str | os.PathLike) -> _FileInfo:
     )
 
 
+def _check_root_branches(path: pathlib.Path, tree: Any) -> None:
+    """Metadata checks of a TTree before any data is read: every basket of every branch lies
+    inside the file (a file cut short keeps its header but loses baskets), and ``part_*``
+    branches hold one value per particle (jagged), not one per jet."""
+    import uproot
+
+    size = path.stat().st_size
+    for branch in tree.itervalues(recursive=True):
+        n = branch.num_baskets
+        seeks = np.asarray(branch.member("fBasketSeek"))[:n]
+        nbytes = np.asarray(branch.member("fBasketBytes"))[:n]
+        beyond = (seeks > 0) & (seeks + nbytes > size)
+        if beyond.any():
+            raise DataError(f"{path}: ROOT file is corrupt or truncated: branch {branch.name!r} has "
+                            f"{int(beyond.sum())} of {n} baskets beyond its end ({size} bytes)")
+        if branch.name.startswith("part_") and not isinstance(
+                branch.interpretation, uproot.interpretation.jagged.AsJagged):
+            raise DataError(f"{path}: branch {branch.name!r} holds {branch.interpretation}, "
+                            "expected one value per particle (a jagged array)")
+
+
 def _inspect_root(path: pathlib.Path) -> _FileInfo:
     import uproot
 
@@ -270,6 +343,8 @@ def _inspect_root(path: pathlib.Path) -> _FileInfo:
             raise DataError(f"{path}: key {_TREE!r} is not a TTree (nor an RNTuple)")
         names = tuple(tree.keys())
         n_entries = int(tree.num_entries)
+        if isinstance(tree, uproot.behaviors.TTree.TTree):
+            _check_root_branches(path, tree)
     if "label_QCD" in names:
         fmt = "jetclass-root"
     elif "label" in names:
@@ -313,7 +388,7 @@ def _h5_columns(store: Any) -> tuple[list[str], int, bool]:
 def _inspect_h5(path: pathlib.Path) -> _FileInfo:
     import pandas as pd
 
-    with _guard(path, "HDF5 file"):
+    with _guard(path, "HDF5 file"), _plain_hdf5():
         with pd.HDFStore(path, mode="r") as store:
             if f"/{_H5_KEY}" not in store.keys():
                 raise DataError(
@@ -403,6 +478,27 @@ def dataset_of_format(fmt: str) -> str:
         return _FORMAT_DATASET[fmt]
     except KeyError:
         raise ValueError(f"unknown jet file format {fmt!r}; expected one of {FORMATS}") from None
+
+
+def check_dataset_files(paths: PathSpec, dataset: str, *, format: str = "auto",
+                        what: str = "dataset.name") -> list[pathlib.Path]:
+    """The files of ``paths``, each checked (metadata only) to hold jets of the family
+    ``dataset`` and, unless ``format`` is ``"auto"``, of that format — so a model for one
+    dataset is never trained or evaluated on another's labels.
+
+    Raises:
+        DataError: naming the first file of another family or format (and ``what``, the
+            setting it contradicts).
+    """
+    files = expand_paths(paths)
+    for path in files:
+        fmt = _inspect(path).format
+        if format != "auto" and fmt != format:
+            raise DataError(f"{path}: file has format {fmt!r}, but dataset.format = {format!r}")
+        if _FORMAT_DATASET[fmt] != dataset:
+            raise DataError(f"{path}: holds {_FORMAT_DATASET[fmt]} jets ({fmt}), but "
+                            f"{what} = {dataset!r}")
+    return files
 
 
 def count_jets(paths: PathSpec) -> int:
@@ -855,12 +951,12 @@ def _read_h5(
     wanted = [c for p in _TL_PREFIXES for c in groups[p]] + ["is_signal_new"]
     stop = info.n_entries if limit is None else min(limit, info.n_entries)
     rows = max(1, min(step, _BLOCK_BYTES // (8 * len(wanted))))
-    with _guard(info.path, "HDF5 file"):
+    with _guard(info.path, "HDF5 file"), _plain_hdf5():
         store = pd.HDFStore(info.path, mode="r")
     try:
         for start in range(0, stop, rows):
             end = min(start + rows, stop)
-            with _guard(info.path, "HDF5 file"):
+            with _guard(info.path, "HDF5 file"), _plain_hdf5():
                 kw = {"columns": wanted} if info.extra.get("is_table") else {}
                 frame = store.select(_H5_KEY, start=start, stop=end, **kw)
             if len(frame) != end - start:
