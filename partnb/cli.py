@@ -5,6 +5,7 @@
     partnb run params/<dataset>.yaml [--only 01,03]
     partnb train params/<dataset>.yaml [--epochs N] [--no-progress]
     partnb evaluate params/<dataset>.yaml [--checkpoint PATH] [--data FILE ...] [--json]
+    partnb study params/study/<dataset>_grid.yaml [--list] [--point NAME ...]
 
 Bad input (a params key, a file, a branch) ends the command with one line on stderr that
 names it and a non-zero exit status, without a traceback.
@@ -29,9 +30,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .model.checkpoint import CheckpointError
     from .outputs import OutputError
     from .params import ParamsError
+    from .study import StudyError
     from .train import TrainingError
 
-    return (ParamsError, DataError, FeatureError, CheckpointError, TrainingError, OutputError)
+    return (ParamsError, DataError, FeatureError, CheckpointError, TrainingError, OutputError,
+            StudyError)
 
 
 def _cmd_generate(args) -> int:
@@ -150,6 +153,24 @@ def _cmd_compare(args) -> int:
     return _report_failures([run_comparison(args.params, output=args.out)])
 
 
+def _cmd_study(args) -> int:
+    from .study import load_study, point_status, run_study
+
+    study = load_study(args.study)
+    if args.list:
+        for point in study.points:
+            p = point.params
+            print(f"{point.name:<28} {point_status(point):<14} {p.train.epochs} epochs, "
+                  f"max_jets {p.train.max_jets}, seed {p.seed}  "
+                  f"[partnb study {args.study} --point {point.name}]")
+        return 0
+    if args.point:
+        for name in args.point:
+            study.point(name)  # every name checked before any training
+    run_study(study, args.point, progress=not args.no_progress)
+    return 0
+
+
 def _report_failures(results) -> int:
     failed = [r for r in results if r.error]
     for r in failed:
@@ -262,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--plain", action="store_true",
                    help="train ParT-plain (no pair features) into <output.models>/plain")
     t.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("study", help="train the points of a study grid (resumable, skips done points)")
+    s.add_argument("study", help="study YAML file (params/study/<dataset>_grid.yaml)")
+    s.add_argument("--list", action="store_true", help="list the points and their status")
+    s.add_argument("--point", nargs="+", default=None, metavar="NAME", help="train only these points")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_study)
 
     e = sub.add_parser("evaluate", help="metrics of a checkpoint on the test split or files")
     e.add_argument("params", help="params YAML file")

@@ -1,0 +1,157 @@
+"""Fits of how sparsity measures grow with training jets and optimiser steps, and what they
+predict at the papers' scale (notebook 10, docs/sparsity_study.md#fits-and-extrapolation).
+
+Two forms, each justified by what it can and cannot do:
+
+* **power law** y = a·xᵇ, a straight line in log y against log x: the form data-scaling
+  laws of neural networks take over a few decades; it never saturates, so it is the
+  *optimistic* extrapolation of a fraction that grows (capped at 1 when reported);
+* **logistic in log x**, y = c / (1 + exp(−k (log₁₀ x − m))): a rise between two plateaus,
+  the form a sudden emergence after a plateau takes (Zucchet et al., arXiv 2505.17863);
+  it saturates at c, so it is the *conservative* one.
+
+Both are weighted least-squares fits (weights from the points' errors where given, inflated
+by √(χ²/dof) when the scatter exceeds them). Predictions carry a 68 % interval from the
+parameter covariance (delta method, propagated in log y for the power law). They are
+extrapolations over two to four decades from a handful of CPU-scale points: a prediction
+with an interval, labelled as one, never a result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Fit", "PAPER_SCALE", "extrapolation_row", "fit_logistic_log", "fit_power_law"]
+
+#: the papers' training scale: training jets and optimiser steps (ParT paper, SPEC training
+#: recipes: JetClass 50 epochs × 10 000 × 1024 samples at batch 512 ≈ 1.0M steps; TL 20 epochs ×
+#: 2400 × 512 samples at batch 512 = 48k steps; QG 20 epochs × 1.6M at batch 512 ≈ 62.5k steps)
+PAPER_SCALE = {
+    "jetclass": {"jets": 100_000_000, "steps": 50 * 10_000 * 1024 // 512},
+    "toplandscape": {"jets": 1_200_000, "steps": 20 * 2400},
+    "quarkgluon": {"jets": 1_600_000, "steps": 20 * 1_600_000 // 512},
+}
+
+
+@dataclass
+class Fit:
+    """A fitted form: ``params`` with covariance ``cov`` over ``n_points`` points."""
+
+    form: str
+    params: np.ndarray
+    cov: np.ndarray
+    n_points: int
+    chi2_per_dof: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+
+    def predict(self, x0: float) -> tuple[float, float, float]:
+        """(value, lo, hi): the prediction at ``x0`` and its 68 % interval."""
+        if self.form == "power_law":
+            log_a, b = self.params
+            lx = np.log10(x0)
+            jac = np.array([1.0, lx])
+            mean = log_a + b * lx
+            sd = float(np.sqrt(max(jac @ self.cov @ jac, 0.0)))
+            return float(10 ** mean), float(10 ** (mean - sd)), float(10 ** (mean + sd))
+        c, k, m = self.params
+        lx = np.log10(x0)
+        e = np.exp(-k * (lx - m))
+        value = c / (1 + e)
+        jac = np.array([1 / (1 + e), c * e * (lx - m) / (1 + e) ** 2, -c * e * k / (1 + e) ** 2])
+        sd = float(np.sqrt(max(jac @ self.cov @ jac, 0.0)))
+        return float(value), float(value - sd), float(value + sd)
+
+
+def _clean(x, y, yerr):
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    yerr = np.full_like(y, np.nan) if yerr is None else np.asarray(yerr, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    return x[ok], y[ok], yerr[ok]
+
+
+def fit_power_law(x: Sequence[float], y: Sequence[float], yerr: Sequence[float] | None = None) -> Fit:
+    """y = a·xᵇ by weighted least squares of log₁₀ y on log₁₀ x (points with y ≤ 0 dropped:
+    a power law cannot pass through 0). ``params`` = (log₁₀ a, b).
+
+    Raises:
+        ValueError: fewer than two usable points.
+    """
+    x, y, yerr = _clean(x, y, yerr)
+    keep = y > 0
+    notes = [] if keep.all() else [f"{int((~keep).sum())} point(s) with y <= 0 left out"]
+    x, y, yerr = x[keep], y[keep], yerr[keep]
+    if len(x) < 2:
+        raise ValueError(f"a power law needs two points with y > 0, got {len(x)}")
+    lx, ly = np.log10(x), np.log10(y)
+    # error of log10 y from the relative error; unknown errors: equal weights, scale from scatter
+    sig = np.where(np.isfinite(yerr) & (yerr > 0), yerr / (y * np.log(10)), np.nan)
+    known = np.isfinite(sig).all()
+    w = 1 / sig**2 if known else np.ones_like(ly)
+    X = np.column_stack([np.ones_like(lx), lx])
+    cov = np.linalg.inv(X.T @ (w[:, None] * X))
+    params = cov @ X.T @ (w * ly)
+    resid = ly - X @ params
+    dof = len(x) - 2
+    chi2 = float(np.sum(w * resid**2) / dof) if dof > 0 else float("nan")
+    if not known:
+        cov = cov * (chi2 if dof > 0 else np.nan)
+        notes.append("no point errors: covariance from the scatter")
+    elif dof > 0 and chi2 > 1:
+        cov = cov * chi2
+    if dof <= 0:
+        notes.append("as many parameters as points: no check of the form")
+    return Fit("power_law", params, cov, len(x), chi2, notes)
+
+
+def fit_logistic_log(x: Sequence[float], y: Sequence[float], yerr: Sequence[float] | None = None,
+                     *, c_max: float = 1.0) -> Fit:
+    """y = c / (1 + exp(−k (log₁₀ x − m))) with 0 < c ≤ ``c_max``, k > 0 (scipy's
+    ``curve_fit``). ``params`` = (c, k, m).
+
+    Raises:
+        ValueError: fewer than three usable points, or the fit does not converge.
+    """
+    from scipy.optimize import curve_fit
+
+    x, y, yerr = _clean(x, y, yerr)
+    if len(x) < 3:
+        raise ValueError(f"a logistic needs three points, got {len(x)}")
+    lx = np.log10(x)
+
+    def model(t, c, k, m):
+        return c / (1 + np.exp(-k * (t - m)))
+
+    known = np.isfinite(yerr).all() and (yerr > 0).all()
+    top = max(float(y.max()), 1e-12)
+    p0 = (min(c_max, 1.5 * top), 2.0, float(np.median(lx)))
+    try:
+        params, cov = curve_fit(model, lx, y, p0=p0, sigma=yerr if known else None,
+                                absolute_sigma=bool(known), maxfev=20_000,
+                                bounds=([0.0, 1e-3, lx.min() - 6], [c_max, 50.0, lx.max() + 6]))
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"logistic fit failed: {error}") from None
+    dof = len(x) - 3
+    resid = (y - model(lx, *params)) / (yerr if known else 1.0)
+    chi2 = float(np.sum(resid**2) / dof) if dof > 0 else float("nan")
+    notes = []
+    if known and dof > 0 and chi2 > 1:
+        cov = cov * chi2
+    if dof <= 0:
+        notes.append("as many parameters as points: no check of the form")
+    if not np.all(np.isfinite(cov)):
+        notes.append("parameters not constrained by the points: interval undefined")
+    return Fit("logistic_log", np.asarray(params), np.asarray(cov), len(x), chi2, notes)
+
+
+def extrapolation_row(metric: str, knob: str, fit: Fit, x0: float, *, cap: float | None = 1.0) -> dict:
+    """One row of ``10_extrapolation.csv``: ``metric, knob, fit, n_points, prediction, lo, hi``
+    (+ the point ``x0`` and notes); a fraction is capped at ``cap``."""
+    value, lo, hi = fit.predict(x0)
+    if cap is not None:
+        value, lo, hi = (min(v, cap) for v in (value, lo, hi))
+    return {"metric": metric, "knob": knob, "fit": fit.form, "n_points": fit.n_points,
+            "prediction": value, "lo": lo, "hi": hi, "at": x0,
+            "chi2_per_dof": fit.chi2_per_dof, "notes": "; ".join(fit.notes)}

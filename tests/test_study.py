@@ -1,0 +1,122 @@
+"""Study grids (partnb study) and the fits of notebook 10 on data with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from partnb.analysis.scaling import PAPER_SCALE, extrapolation_row, fit_logistic_log, fit_power_law
+from partnb.cli import main
+from partnb.study import StudyError, load_study, point_status, run_study
+
+REPO_PARAMS = __import__("pathlib").Path(__file__).resolve().parent.parent / "params"
+
+
+# --- fits --------------------------------------------------------------------------------------
+
+
+def test_power_law_recovers_a_known_law_and_its_interval_covers_the_truth():
+    rng = np.random.default_rng(0)
+    x = np.array([1e3, 4e3, 1.6e4, 6.4e4])
+    truth = 2e-3 * x**0.4
+    hits = 0
+    for _ in range(200):
+        err = 0.05 * truth
+        y = truth + rng.normal(0, err)
+        fit = fit_power_law(x, y, err)
+        value, lo, hi = fit.predict(1e8)
+        hits += lo <= 2e-3 * 1e8**0.4 <= hi
+    # a 68 % interval: about two thirds of the toys cover the true value
+    assert 0.55 < hits / 200 < 0.82
+    exact = fit_power_law(x, truth)
+    assert exact.params == pytest.approx([np.log10(2e-3), 0.4])
+
+
+def test_power_law_drops_zero_points_and_says_so():
+    fit = fit_power_law([1, 10, 100], [0.0, 0.1, 1.0])
+    assert fit.n_points == 2 and "left out" in fit.notes[0]
+    with pytest.raises(ValueError, match="two points"):
+        fit_power_law([1, 10], [0.0, 0.1])
+
+
+def test_logistic_recovers_a_known_step_and_saturates():
+    x = np.logspace(0, 5, 11)
+    c, k, m = 0.3, 3.0, 2.5
+    y = c / (1 + np.exp(-k * (np.log10(x) - m)))
+    fit = fit_logistic_log(x, y, np.full_like(y, 1e-3))
+    assert fit.params == pytest.approx([c, k, m], rel=1e-3)
+    value, lo, hi = fit.predict(1e9)
+    assert value == pytest.approx(c, rel=1e-3) and lo <= value <= hi
+    row = extrapolation_row("rows_max_ge_0.8", "steps", fit, 1e9)
+    assert set(row) >= {"metric", "knob", "fit", "n_points", "prediction", "lo", "hi"}
+    assert row["fit"] == "logistic_log" and row["n_points"] == 11
+
+
+def test_paper_scale_steps():
+    assert PAPER_SCALE["jetclass"]["steps"] == 1_000_000
+    assert PAPER_SCALE["toplandscape"]["jets"] == 1_200_000
+
+
+# --- study files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["toplandscape_grid", "jetclass_grid"])
+def test_committed_grids_load(name):
+    study = load_study(REPO_PARAMS / "study" / f"{name}.yaml")
+    names = [p.name for p in study.points]
+    assert names[:2] == ["base-seed42", "base-seed43"]
+    knobs = {p.knob for p in study.points}
+    assert {"train_jets", "epochs", "width", "padding"} <= knobs
+    for knob in knobs - {"base", "padding"}:  # 3 points per knob with the base point
+        assert len([p for p in study.points if p.knob == knob]) >= 2, knob
+    jets = study.point("train_jets-64000").params
+    assert jets.train.max_jets == 64000 and jets.dataset.jets_per_class > 10000 // 2
+
+
+def _study_file(tmp_path, knobs, **extra):
+    base = yaml.safe_load((REPO_PARAMS / "tiny.yaml").read_text())
+    base["dataset"]["cache_dir"] = str(tmp_path / "cache")
+    (tmp_path / "params").mkdir(exist_ok=True)
+    (tmp_path / "params" / "base.yaml").write_text(yaml.safe_dump(base))
+    spec = {"study": {"base": "base.yaml", "output": "models/study", "seeds": [7], "knobs": knobs,
+                      **extra}}
+    path = tmp_path / "params" / "grid.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.parametrize("knobs, extra, message", [
+    ({"lr": {"key": "train.lr", "values": [0.1]}}, {}, "at least two"),
+    ({"lr": {"key": "train.nope", "values": [0.1, 0.2]}}, {}, "not a params key"),
+    ({"lr": {"key": "train.lr", "values": [0.1, -1.0]}}, {}, "knob 'lr' = -1.0"),
+    ({}, {"seeds": ["a"]}, "seeds"),
+    ({}, {"colour": 1}, "unknown key study.colour"),
+])
+def test_bad_study_files_are_refused_before_training(tmp_path, knobs, extra, message):
+    path = _study_file(tmp_path, knobs, **extra)
+    with pytest.raises(StudyError, match=message):
+        load_study(path)
+    assert not (tmp_path / "models").exists()
+
+
+def test_cli_refuses_an_unknown_point(tmp_path, capsys):
+    path = _study_file(tmp_path, {"epochs": {"key": "train.epochs", "values": [1, 2]}})
+    assert main(["study", str(path), "--point", "nope"]) == 2
+    assert "no point 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_tiny_study_trains_each_point_once(tmp_path, one_torch_thread):
+    path = _study_file(tmp_path, {"epochs": {"key": "train.epochs", "values": [1, 2]}},
+                       overrides={"train.monitor_jets": 50})
+    study = load_study(path)
+    assert [p.name for p in study.points] == ["base-seed7", "epochs-1"]
+    assert [point_status(p) for p in study.points] == ["todo", "todo"]
+    lines = []
+    run_study(study, log=lines.append)
+    assert [point_status(p) for p in study.points] == ["done", "done"]
+    for point in study.points:
+        assert (point.directory / "monitor_log.json").is_file()
+    assert run_study(load_study(path), log=lines.append) == []  # both skipped
+    assert sum("skipped" in line for line in lines) == 2
