@@ -264,18 +264,20 @@ def test_py_opens_as_notebook_and_runs_in_chromium(lab_root, tmp_path, tiny_run)
             page = browser.pages[0] if browser.pages else browser.new_page()
             page.set_default_timeout(60_000)
             page.goto(url)
-            # a double click on the .py in the file browser, as a student would
+            # double clicks in the file browser, as a student would: an .ipynb, then a .py
             page.locator(".jp-DirListing-itemText", has_text=re.compile("^notebooks$")).dblclick()
-            page.locator(".jp-DirListing-itemText", has_text=re.compile(rf"^{NOTEBOOK}\.py$")).dblclick()
             panel = page.locator(".jp-NotebookPanel:visible")
-            panel.locator(".jp-Notebook").wait_for()
-            page.locator("#jp-main-statusbar", has_text="partnb | Idle").wait_for()
-            tab = page.locator(".lm-TabBar-tab.jp-mod-current", has_text=f"{NOTEBOOK}.py")
-            assert panel.locator(".jp-KernelName").inner_text() == "partnb"
+            for name in ("01_datasets.ipynb", f"{NOTEBOOK}.py"):
+                page.locator(".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$")).dblclick()
+                tab = page.locator(".lm-TabBar-tab.jp-mod-current", has_text=name)
+                tab.wait_for()
+                panel.locator(".jp-Notebook").wait_for()
+                page.locator("#jp-main-statusbar", has_text="partnb | Idle").wait_for()
+                assert panel.locator(".jp-KernelName").inner_text() == "partnb", name
+                page.wait_for_timeout(3000)  # time for a first-start pop-up or a late modified mark
+                assert "jp-mod-dirty" not in tab.get_attribute("class"), f"opening {name} marked it modified"
             assert panel.locator(".jp-CodeCell").count() == len(code_cells)
-            page.wait_for_timeout(3000)  # time for a first-start pop-up or a late modified mark
             _screenshot(page, "1_py_opened_as_notebook")
-            assert "jp-mod-dirty" not in tab.get_attribute("class"), "opening marked it modified"
             assert page.locator(".jp-Dialog").count() == 0, page.locator(".jp-Dialog").all_inner_texts()
             assert page.locator(".Toastify__toast").count() == 0, \
                 page.locator(".Toastify__toast").all_inner_texts()
