@@ -32,7 +32,7 @@ from torch import nn
 from .analysis.emergence import is_monitor_step
 from .data.padding import pad_inputs
 
-__all__ = ["TrainingError", "plain_params", "split_sizes", "split_slice", "load_split", "model_from_params", "Lookahead",
+__all__ = ["TrainingError", "plain_params", "split_sizes", "split_slice", "split_indices", "load_split", "model_from_params", "Lookahead",
            "make_optimizer", "learning_rate", "train", "predict", "TrainResult", "trained_model",
            "final_checkpoint"]
 
@@ -59,17 +59,38 @@ def split_slice(n: int, fractions, split: str) -> slice:
     return slice(int(bounds[k]), int(bounds[k + 1]))
 
 
+def split_indices(labels, fractions, split: str) -> np.ndarray:
+    """Indices (in file order) of split ``split`` among the jets of one file, stratified: the
+    jets of each class, in file order, are cut at the same fractions, so every split holds
+    every class of the file in proportion whatever the order of the file (one sorted by class
+    included). A file of one class — every generated file, every JetClass file — is cut
+    exactly as :func:`split_slice`, so the splits of such files are unchanged."""
+    labels = np.asarray(labels)
+    parts = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        parts.append(idx[split_slice(len(idx), fractions, split)])
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+def _file_labels(path) -> np.ndarray:
+    """Class index of every jet of one file (the label column only)."""
+    from .data.io import iterate_jets
+
+    chunks = [np.asarray(c.label) for c in iterate_jets([path], branches=[], step_size=200_000)]
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+
+
 def split_sizes(params) -> dict[str, int]:
-    """Jets in each split of the params' dataset (counted from the files, nothing loaded)."""
+    """Jets in each split of the params' dataset (from the files' labels, no features built)."""
     from .data import dataset_files
     from .data.io import count_jets
 
     sizes = dict.fromkeys(SPLITS, 0)
     for f in dataset_files(params).files:
-        n = count_jets([f])
+        labels = _file_labels(f)
         for split in SPLITS:
-            s = split_slice(n, params.dataset.split, split)
-            sizes[split] += s.stop - s.start
+            sizes[split] += len(split_indices(labels, params.dataset.split, split))
     if params.dataset.test_files:
         sizes["test"] = count_jets(list(params.dataset.test_files))
     return sizes
@@ -82,7 +103,7 @@ def load_split(params, split: str, *, max_jets: int | None = None, files=None, p
     """
     from .data import dataset_files
     from .data.features import JetInputs, build_inputs, required_branches
-    from .data.io import count_jets, iterate_jets
+    from .data.io import iterate_jets
 
     fs = params.features.set
     if files is None:
@@ -95,16 +116,17 @@ def load_split(params, split: str, *, max_jets: int | None = None, files=None, p
     parts = []
     branches = list(required_branches(fs))
     for f in files:
-        rng = slice(0, None) if fractions is None else split_slice(count_jets([f]), fractions, split)
+        keep = None if fractions is None else split_indices(_file_labels(f), fractions, split)
         n_read = 0
         for chunk in iterate_jets([f], branches=branches, step_size=50_000):
             lo, hi = n_read, n_read + len(chunk)
             n_read = hi
-            start = max(rng.start, lo) - lo
-            stop = (hi if rng.stop is None else min(rng.stop, hi)) - lo
-            if stop <= start:
-                continue
-            parts.append(build_inputs(chunk[start:stop], fs, max_particles=params.features.max_particles,
+            if keep is not None:
+                local = keep[(keep >= lo) & (keep < hi)] - lo
+                if not len(local):
+                    continue
+                chunk = chunk[local]
+            parts.append(build_inputs(chunk, fs, max_particles=params.features.max_particles,
                                       clip=params.features.clip))
     if not parts:
         raise TrainingError(f"split {split!r} of {params.source} holds no jets")

@@ -24,6 +24,7 @@ from partnb.train import (
     learning_rate,
     load_split,
     model_from_params,
+    split_indices,
     split_slice,
     train,
 )
@@ -215,3 +216,34 @@ def test_committed_resume_states_are_plain_data(path):
     assert state["epoch"] == len(state["history"]) >= 1
     assert state["history"] == json.loads((path.parent / "train_log.json").read_text())
     assert (path.parent / f"epoch_{state['epoch']:03d}.pt").is_file()
+
+
+def test_split_of_a_file_sorted_by_class_holds_every_class_in_proportion():
+    labels = np.array([0] * 60 + [1] * 40)  # one file, sorted by class
+    parts = {s: split_indices(labels, [0.8, 0.1, 0.1], s) for s in ("train", "val", "test")}
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(100))
+    counts = {s: np.bincount(labels[idx], minlength=2).tolist() for s, idx in parts.items()}
+    assert counts == {"train": [48, 32], "val": [6, 4], "test": [6, 4]}
+    # the old contiguous slices gave val and test no jet of class 0 at all
+    assert set(labels[split_slice(100, [0.8, 0.1, 0.1], "val")].tolist()) == {1}
+
+
+@pytest.mark.parametrize("n", [1, 7, 101, 1000])
+def test_split_of_a_one_class_file_is_the_contiguous_slice(n):
+    """Generated and JetClass files hold one class each: their splits (and so the committed
+    models' training data and reference tables) are the contiguous slices as before."""
+    for split in ("train", "val", "test"):
+        s = split_slice(n, [0.8, 0.1, 0.1], split)
+        np.testing.assert_array_equal(split_indices(np.full(n, 3), [0.8, 0.1, 0.1], split),
+                                      np.arange(s.start, s.stop))
+
+
+def test_load_split_of_a_sorted_top_landscape_file(tmp_path):
+    from test_io import make_jets, write_tl_h5
+
+    j = make_jets(5, n_jets=50)
+    j["binary"] = np.array([1] * 25 + [0] * 25)  # 25 top, then 25 QCD
+    write_tl_h5(tmp_path / "sorted.h5", j, "fixed")
+    params = load_params(_params_file(tmp_path, [tmp_path / "sorted.h5"]))  # split 0.7/0.3/0
+    val = load_split(params, "val")
+    assert np.bincount(val.label, minlength=2).tolist() == [7, 7]  # 25 - round(0.7 * 25) each
