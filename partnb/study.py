@@ -193,3 +193,41 @@ def run_study(study: Study, names: list[str] | None = None, *, progress: bool = 
         train(point.params, progress=progress, log=lambda line, p=point: log(f"{p.name}: {line}"))
         trained.append(point)
     return trained
+
+
+# --- what the points measured (notebook 10) ------------------------------------------------------
+
+#: the sparsity measures notebook 10 follows, as monitor-log columns
+STUDY_METRICS = ("rows_max_ge_0.8", "rows_max_ge_0.95", "median_row_max", "median_logit_gap",
+                 "mean_norm_entropy", "D_rate", "rows_max_ge_0.8_as_coded", "probe_accuracy")
+
+
+def study_rows(study: Study) -> list[dict]:
+    """One row per finished point: knob, value, seed, training jets and optimiser steps, and
+    the last monitor row's measures (with their jackknife errors where the monitor has them).
+    Points still training or not started are left out (:func:`point_status` says which)."""
+    import json
+
+    from .train import split_sizes
+
+    rows = []
+    sizes: dict = {}
+    for point in study.points:
+        if point_status(point) != "done":
+            continue
+        log = json.loads((point.directory / "monitor_log.json").read_text())
+        last = log[-1]
+        p = point.params
+        key = p.hash("dataset")
+        if key not in sizes:
+            sizes[key] = split_sizes(p)["train"]
+        jets = min(sizes[key], p.train.max_jets or sizes[key])
+        row = {"point": point.name, "knob": point.knob, "value": point.value, "seed": point.seed,
+               "train_jets": jets, "epochs": p.train.epochs, "steps": last["step"],
+               "classes": len(p.dataset.classes) if p.dataset.classes else None,
+               "embed_dim": p.model.embed_dims[-1], "pad_mode": p.features.pad_mode}
+        for m in STUDY_METRICS:
+            row[m] = last.get(m, float("nan"))
+            row[f"{m}_err"] = last.get(f"{m}_err", float("nan"))
+        rows.append(row)
+    return rows

@@ -120,3 +120,22 @@ def test_a_tiny_study_trains_each_point_once(tmp_path, one_torch_thread):
         assert (point.directory / "monitor_log.json").is_file()
     assert run_study(load_study(path), log=lines.append) == []  # both skipped
     assert sum("skipped" in line for line in lines) == 2
+    # notebook 10 reads the two points: a table per point, the knob's effect, a verdict
+    import csv
+    import json
+
+    import papermill as pm
+
+    from partnb.runner import NOTEBOOK_DIR, ensure_kernel
+
+    pm.execute_notebook(str(NOTEBOOK_DIR / "10_what_drives_sparsity.ipynb"), str(tmp_path / "10.ipynb"),
+                        parameters={"params_file": str(tmp_path / "params" / "base.yaml"),
+                                    "study_file": str(path), "progress": False},
+                        kernel_name=ensure_kernel(), cwd=str(NOTEBOOK_DIR), progress_bar=False)
+    figs = tmp_path / "figures" / "tiny"
+    points = list(csv.DictReader(open(figs / "10_study_points.csv")))
+    assert sorted(r["point"] for r in points) == ["base-seed7", "epochs-1"]
+    effects = [r for r in csv.DictReader(open(figs / "10_knob_effects.csv")) if r["metric"] == "rows_max_ge_0.8"]
+    assert [r["knob"] for r in effects] == ["epochs"] and int(effects[0]["n_points"]) == 2
+    verdict = json.loads((figs / "10_verdict.json").read_text())
+    assert verdict["points_finished"] == 2 and verdict["verdict"]

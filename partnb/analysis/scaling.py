@@ -155,3 +155,149 @@ def extrapolation_row(metric: str, knob: str, fit: Fit, x0: float, *, cap: float
     return {"metric": metric, "knob": knob, "fit": fit.form, "n_points": fit.n_points,
             "prediction": value, "lo": lo, "hi": hi, "at": x0,
             "chi2_per_dof": fit.chi2_per_dof, "notes": "; ".join(fit.notes)}
+
+
+# --- the grid's knobs (notebook 10) -----------------------------------------------------------
+
+#: the x axis of each knob of partnb.study grids (a column of ``study_rows``)
+KNOB_AXIS = {"train_jets": "train_jets", "epochs": "steps", "width": "embed_dim",
+             "classes": "classes", "padding": "pad_mode"}
+
+
+def seed_spread(rows: Sequence[dict], metric: str) -> float:
+    """Standard deviation of ``metric`` over the base point's seeds (NaN with one seed)."""
+    values = [r[metric] for r in rows if r["knob"] == "base"]
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def knob_series(rows: Sequence[dict], knob: str, metric: str, *, n_classes: int | None = None) -> list[dict]:
+    """The points of one knob (the base point, averaged over its seeds, included), sorted by
+    the knob's axis: ``x``, ``y`` and ``err`` = the jackknife error of the probe set and the
+    seed-to-seed spread added in quadrature."""
+    axis = KNOB_AXIS.get(knob, knob)
+    spread = seed_spread(rows, metric)
+    spread = 0.0 if not np.isfinite(spread) else spread
+    base = [r for r in rows if r["knob"] == "base"]
+    series = []
+    if base:
+        jack = np.nanmean([r.get(f"{metric}_err", np.nan) for r in base]) if any(
+            np.isfinite(r.get(f"{metric}_err", np.nan)) for r in base) else 0.0
+        series.append({"knob": knob, "point": "base", "x": base[0][axis],
+                       "y": float(np.mean([r[metric] for r in base])),
+                       "err": float(np.hypot(jack, spread))})
+    for r in rows:
+        if r["knob"] != knob:
+            continue
+        jack = r.get(f"{metric}_err", np.nan)
+        series.append({"knob": knob, "point": r["point"], "x": r[axis], "y": r[metric],
+                       "err": float(np.hypot(jack if np.isfinite(jack) else 0.0, spread))})
+    for s in series:
+        if knob == "classes" and s["x"] is None:
+            s["x"] = n_classes
+    try:
+        series.sort(key=lambda s: s["x"])
+    except TypeError:  # categorical axis (padding): base first
+        pass
+    return series
+
+
+def knob_effects(rows: Sequence[dict], knobs: Sequence[str], metric: str, *,
+                 n_classes: int | None = None) -> list[dict]:
+    """Per knob: ``metric`` at its smallest and largest setting (categorical knobs: the base
+    and the other value), the change and its significance (change / combined error)."""
+    out = []
+    for knob in knobs:
+        series = knob_series(rows, knob, metric, n_classes=n_classes)
+        if len(series) < 2:
+            continue
+        lo, hi = series[0], series[-1]
+        delta = hi["y"] - lo["y"]
+        err = float(np.hypot(lo["err"], hi["err"]))
+        out.append({"knob": knob, "metric": metric, "from_x": lo["x"], "to_x": hi["x"],
+                    "from": lo["y"], "to": hi["y"], "change": delta, "error": err,
+                    "significance": delta / err if err > 0 else float("nan"),
+                    "n_points": len(series)})
+    return out
+
+
+def drivers_verdict(effects: Sequence[dict], extrapolations: Sequence[dict], *,
+                    threshold: float = 3.0, binary: float = 0.5) -> str:
+    """A sentence from the knob effects (which change the metric by more than ``threshold``
+    combined errors, largest first) and the extrapolations (does any prediction, or its upper
+    edge, reach ``binary``)."""
+    movers = sorted((e for e in effects if np.isfinite(e["significance"])
+                     and abs(e["significance"]) >= threshold),
+                    key=lambda e: -abs(e["significance"]))
+    if movers:
+        parts = [f"{e['knob']} ({e['from']:.3g} → {e['to']:.3g}, {e['significance']:+.1f}σ)"
+                 for e in movers]
+        text = f"Knobs that move {movers[0]['metric']} beyond {threshold:g}σ: " + "; ".join(parts) + "."
+    else:
+        tried = ", ".join(e["knob"] for e in effects) or "none"
+        text = f"No knob moved it beyond {threshold:g}σ (knobs with ≥ 2 points: {tried})."
+    preds = [x for x in extrapolations if np.isfinite(x.get("prediction", np.nan))]
+    if preds:
+        reach = [x for x in preds if x["prediction"] >= binary]
+        edge = [x for x in preds if x["hi"] >= binary]
+        best = max(preds, key=lambda x: x["prediction"])
+        text += (f" Extrapolated to the papers' scale (a prediction, not a result): the largest is "
+                 f"{best['prediction']:.3g} [{best['lo']:.3g}, {best['hi']:.3g}] ({best['fit']} in "
+                 f"{best['knob']}); {len(reach)} of {len(preds)} predictions reach {binary:g} "
+                 f"('binary'), {len(edge)} within their 68 % interval.")
+    return text
+
+
+#: the measures carried to the papers' scale
+EXTRAPOLATED = ("rows_max_ge_0.8", "median_row_max", "median_logit_gap")
+_FORMS = {"power law": fit_power_law, "logistic": fit_logistic_log}
+
+
+def _fits(x, y, err, metric) -> tuple[dict, list[str]]:
+    fits, failed = {}, []
+    for name, fitter in _FORMS.items():
+        if name == "logistic" and metric == "median_logit_gap":
+            continue  # not a fraction: no natural ceiling
+        try:
+            fits[name] = fitter(x, y, err)
+        except ValueError as error:
+            failed.append(f"{name}: {error}")
+    return fits, failed
+
+
+def extrapolations(study_rows: Sequence[dict], emergence_rows: Sequence[dict], dataset: str, *,
+                   metrics: Sequence[str] = EXTRAPOLATED) -> tuple[list[dict], list[dict]]:
+    """Fits of each measure against training jets (the grid's ``train_jets`` knob) and against
+    optimiser steps (the emergence run's monitor points from step 10 on: one run, so its
+    points are correlated and its interval too narrow — said in the notes), carried to the
+    papers' scale :data:`PAPER_SCALE`. Returns (rows of ``10_extrapolation.csv``, plot panels);
+    a fit that cannot be made is a row with its reason in ``notes``."""
+    scale = PAPER_SCALE[dataset]
+    rows, panels = [], []
+    sources = []
+    for metric in metrics:
+        series = knob_series(study_rows, "train_jets", metric) if study_rows else []
+        if series:
+            sources.append((metric, "train_jets", [s["x"] for s in series], [s["y"] for s in series],
+                            [s["err"] for s in series], scale["jets"], "training jets", ""))
+        pts = [r for r in emergence_rows if r["step"] >= 10 and np.isfinite(r.get(metric, np.nan))]
+        if pts:
+            err = [r.get(f"{metric}_err", np.nan) for r in pts]
+            sources.append((metric, "steps", [r["step"] for r in pts], [r[metric] for r in pts],
+                            err, scale["steps"], "optimiser steps",
+                            "points of one run (correlated): interval too narrow"))
+    for metric, knob, x, y, err, at, xlabel, note in sources:
+        fits, failed = _fits(x, y, err, metric)
+        cap = None if metric == "median_logit_gap" else 1.0
+        for fit in fits.values():
+            row = extrapolation_row(metric, knob, fit, at, cap=cap)
+            row["notes"] = "; ".join(filter(None, [row["notes"], note]))
+            rows.append(row)
+        for reason in failed:
+            rows.append({"metric": metric, "knob": knob, "fit": reason.split(":")[0].replace(" ", "_"),
+                         "n_points": len(x), "prediction": float("nan"), "lo": float("nan"),
+                         "hi": float("nan"), "at": at, "chi2_per_dof": float("nan"),
+                         "notes": reason})
+        if fits:
+            panels.append({"x": x, "y": y, "err": np.nan_to_num(np.asarray(err, float)), "fits": fits,
+                           "at": at, "xlabel": xlabel, "ylabel": metric})
+    return rows, panels

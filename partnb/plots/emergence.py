@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["sparsity_over_training"]
+__all__ = ["extrapolation_plot", "knob_panels", "sparsity_over_training"]
 
 _CORRECT, _CODED = "#1f77b4", "#d62728"
 
@@ -85,6 +85,65 @@ def sparsity_over_training(rows: Sequence[dict], epoch_rows: Sequence[dict] = ()
     a[5].legend()
     for ax in a:
         ax.set_xlabel("optimiser step (0 drawn at 1)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def knob_panels(series_by_knob: dict, metric_label: str, *, title: str | None = None):
+    """One panel per knob: ``metric`` against the knob's value (error bars: probe-set jackknife
+    and seed spread in quadrature). ``series_by_knob``: knob -> list of {x, y, err}."""
+    import matplotlib.pyplot as plt
+
+    knobs = [k for k, s in series_by_knob.items() if s]
+    fig, axes = plt.subplots(1, max(len(knobs), 1), figsize=(3.6 * max(len(knobs), 1), 3.4),
+                             squeeze=False)
+    for ax, knob in zip(axes[0], knobs, strict=False):
+        s = series_by_knob[knob]
+        labels = [str(p["x"]) for p in s]
+        numeric = all(isinstance(p["x"], int | float) for p in s)
+        x = [p["x"] for p in s] if numeric else list(range(len(s)))
+        ax.errorbar(x, [p["y"] for p in s], yerr=[p["err"] for p in s], fmt="o-", ms=4, capsize=2)
+        if numeric and knob in ("train_jets", "epochs"):
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(x, labels)
+        ax.set_xlabel(knob)
+        ax.set_ylabel(metric_label)
+    if not knobs:
+        axes[0][0].text(0.5, 0.5, "no finished grid point", ha="center", transform=axes[0][0].transAxes)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def extrapolation_plot(panels: Sequence[dict], *, title: str | None = None):
+    """Measured points and fitted curves carried to the papers' scale, one panel per
+    (metric, knob): ``panels`` holds ``x``, ``y``, ``err``, ``fits`` (name -> Fit), ``at``
+    (the papers' scale) and labels. The extrapolated stretch is dashed, with its 68 % band."""
+    import matplotlib.pyplot as plt
+
+    n = max(len(panels), 1)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.8), squeeze=False)
+    for ax, p in zip(axes[0], panels, strict=False):
+        ax.errorbar(p["x"], p["y"], yerr=p["err"], fmt="o", ms=4, color="k", label="measured")
+        lo_x = max(min(p["x"]), 1.0)
+        grid = np.logspace(np.log10(lo_x), np.log10(p["at"]), 120)
+        for (name, fit), color in zip(p["fits"].items(), ("#1f77b4", "#d62728"), strict=False):
+            pred = np.array([fit.predict(g) for g in grid])
+            inside = grid <= max(p["x"])
+            ax.plot(grid[inside], np.minimum(pred[inside, 0], 1), "-", color=color, label=name)
+            ax.plot(grid[~inside], np.minimum(pred[~inside, 0], 1), "--", color=color)
+            ax.fill_between(grid[~inside], np.minimum(pred[~inside, 1], 1),
+                            np.minimum(pred[~inside, 2], 1), color=color, alpha=0.15, lw=0)
+        ax.axvline(p["at"], color="grey", ls=":", lw=1, label="papers' scale (prediction)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(p["xlabel"])
+        ax.set_ylabel(p["ylabel"])
+        ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
