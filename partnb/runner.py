@@ -85,9 +85,17 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
     kernel = ensure_kernel()
     runs = Path(params.output.runs)
     runs.mkdir(parents=True, exist_ok=True)
+    if params.dataset.source == "generate":
+        # generate missing files here, with a progress line every 30 s, rather than silently
+        # inside the first notebook (which then finds them cached)
+        from .data import dataset_files
+
+        dataset_files(params, progress=False, log=log)
     results = []
-    for book in books:
+    for k, book in enumerate(books):
         out = runs / book.name
+        if len(books) > 1:
+            log(f"{book.stem:<28} ... ({k + 1}/{len(books)})")
         t0 = time.perf_counter()
         error = None
         try:

@@ -11,6 +11,7 @@ run code: the payload would create a marker file.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import pathlib
 import pickle
@@ -440,3 +441,85 @@ def test_payload_pickle_really_runs_when_unpickled(tmp_path):
     marker = tmp_path / "PAYLOAD_RAN"
     pickle.loads(pickle.dumps(Payload(marker)))  # noqa: S301 - the point of the test
     assert marker.exists()
+
+
+# --------------------------------------------------------------------------------------
+# faults: kill -9 of the parent leaves no worker running
+# --------------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_kill_9_of_generate_leaves_no_worker_running(tmp_path):
+    """``partnb generate --workers 2`` killed with SIGKILL: its workers die with it instead of
+    generating on as orphans."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import PARAMS
+
+    p = yaml.safe_load((PARAMS / "tiny.yaml").read_text())
+    p["dataset"].update(jets_per_class=400, jets_per_file=100)  # minutes of work: killed long before
+    path = tmp_path / "gen.yaml"
+    path.write_text(yaml.safe_dump(p))
+    proc = subprocess.Popen([sys.executable, "-m", "partnb.cli", "generate", str(path), "--out",
+                             str(tmp_path / "cache"), "--workers", "2", "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        workers: set[int] = set()
+        while time.time() < deadline and len(workers) < 2:
+            # the pool's workers (the spawn machinery adds a resource tracker: not a worker)
+            workers = {c for c in _children(proc.pid)
+                       if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()}
+            time.sleep(0.2)
+        assert len(workers) >= 2, "the workers did not start"
+        time.sleep(2.0)  # inside Pythia
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 15
+        while time.time() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.2)
+        assert not [w for w in workers if _alive(w)], "orphaned workers still running"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_generation_reports_progress_lines_for_batch_logs(tmp_path):
+    """With the progress bar off (batch, papermill), generation says what it does in lines:
+    files to make, then files done / total with jets/s (here after every file: log_every=0)."""
+    from partnb.data.generate import GenerationConfig, generate
+
+    config = GenerationConfig("quarkgluon", jets_per_class=20, jets_per_file=10, seed=5)
+    lines: list[str] = []
+    generate(config, tmp_path, workers=1, progress=False, log=lines.append, log_every=0.0)
+    assert lines[0] == "generate quarkgluon: 4 of 4 files to make (40 jets)"
+    assert [line.split(": ")[1].split(" files")[0] for line in lines[1:]] == [
+        "1/4", "2/4", "3/4", "4/4"]
+    assert all("jets/s" in line for line in lines[1:])
+    lines.clear()
+    generate(config, tmp_path, workers=1, progress=False, log=lines.append)  # all cached
+    assert lines == []

@@ -30,7 +30,7 @@ class DatasetFiles:
 
 
 def dataset_files(params, *, generate: bool = True, progress: bool | None = None,
-                  jets_per_class: int | None = None, cache_dir=None) -> DatasetFiles:
+                  jets_per_class: int | None = None, cache_dir=None, log=None) -> DatasetFiles:
     """Files of the params' dataset.
 
     Args:
@@ -39,6 +39,8 @@ def dataset_files(params, *, generate: bool = True, progress: bool | None = None
         progress: progress bar (default: ``params.analysis.progress``).
         jets_per_class: override ``dataset.jets_per_class``.
         cache_dir: override ``dataset.cache_dir``.
+        log: a callable taking one line: generation progress for batch logs (files done /
+            total, jets/s), at most every 30 s.
 
     Raises:
         partnb.data.io.DataError: no files, or generated files missing with ``generate=False``.
@@ -63,7 +65,8 @@ def dataset_files(params, *, generate: bool = True, progress: bool | None = None
     config = GenerationConfig.from_params(params, jets_per_class)
     cache = cache_dir or ds.cache_dir
     if generate:
-        files = tuple(run_generation(config, cache, workers=ds.workers, progress=progress))
+        files = tuple(run_generation(config, cache, workers=ds.workers, progress=progress,
+                                     log=log))
     else:
         files = tuple(iter_generated_files(config, cache))
         missing = [f for f in files if not f.exists()]
