@@ -107,6 +107,8 @@ for column in ("rows_max_ge_0.8", "rows_max_ge_0.8_as_coded", "rows_max_ge_0.95"
     table.append({"quantity": column, "first": summary[f"first_{column}"],
                   "last": summary[f"last_{column}"],
                   "last_err": summary.get(f"last_{column}_err", float("nan"))})
+table.append({"quantity": "monitor_share_of_wall_time",
+              "value": emergence.monitor_overhead(rows, epoch_rows)})
 save_table(table, out, "09_emergence_summary")
 save_json({"verdict": verdict, **summary}, out, "09_emergence_verdict")
 display(Markdown(markdown_table(table)))

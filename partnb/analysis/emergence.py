@@ -44,7 +44,8 @@ from .stream import pair_layout, stream_attention
 
 __all__ = ["MONITOR_COLUMNS", "SparsityMonitor", "MonitorStats", "is_monitor_step",
            "monitor_steps", "VARIANT_SUFFIX", "emergence_params_file", "emergence_summary",
-           "emergence_verdict", "load_monitor_log"]
+           "emergence_verdict", "latest_model", "load_monitor_log", "monitor_overhead",
+           "pair_normalisation_rows"]
 
 #: log10 bins of magnitudes (|A|, |U|, |A′|) and of ratios: 0.01 dex from 1e-12 to 1e12,
 #: values outside land in the first or last bin (zeros are counted apart).
@@ -92,7 +93,13 @@ def _log_hist(log10_values: Tensor) -> np.ndarray:
     """Counts in the 0.01-dex bins of values given as log10 (modified in place). Values
     beyond the range (a zero: −∞) land in the first or last bin; NaN (0/0) in the first."""
     b = log10_values.sub_(_LOG_LO).mul_(_PER_DEX).nan_to_num_(0.0).floor_()
-    return np.bincount(b.clamp_(0, _LOG_BINS - 1).long().numpy(), minlength=_LOG_BINS)
+    return _bincount(b.clamp_(0, _LOG_BINS - 1), _LOG_BINS)
+
+
+def _bincount(bins: Tensor, size: int) -> np.ndarray:
+    """Counts of integral-valued bins (float or int tensor) in [0, size): int32 into torch's
+    bincount, ~3× faster on one thread than int64 into numpy's."""
+    return torch.bincount(bins.to(torch.int32), minlength=size).numpy()
 
 
 class MonitorStats:
@@ -152,7 +159,7 @@ class MonitorStats:
         c["ge095"] += int((row_max >= ROW_THRESHOLDS[1]).sum())
         c["N"] += int((row_max < self.threshold).sum())
         idx = (row_max * (len(ROW_MAX_EDGES) - 1)).floor_().clamp_(0, len(ROW_MAX_EDGES) - 2)
-        h["row_max"] += np.bincount(idx.long().numpy(), minlength=len(ROW_MAX_EDGES) - 1)
+        h["row_max"] += _bincount(idx, len(ROW_MAX_EDGES) - 1)
         # logits over real keys (−∞ on padded ones): the largest, its key, the second largest
         bias = padding_bias(padding, a.dtype)
         if logits is None:
@@ -161,7 +168,7 @@ class MonitorStats:
         second = logits.scatter(-1, arg_l[..., None], -math.inf).amax(dim=-1)
         multi = real & (n >= 2)
         gap = ((top - second)[multi] / _GAP_STEP).floor_().clamp_(0, _GAP_BINS - 1)
-        h["gap"] += np.bincount(gap.long().numpy(), minlength=_GAP_BINS)
+        h["gap"] += _bincount(gap, _GAP_BINS)
         entropy = -torch.special.xlogy(w, w).sum(dim=-1)[multi]
         c["ent_sum"] += float((entropy / n[multi].double().log()).sum())
         c["ent_rows"] += int(multi.sum())
@@ -182,7 +189,7 @@ class MonitorStats:
             flags[3] = d[real]
         for k, flag in enumerate(flags):
             if flag is not None:
-                self.groups[variant][:, k] += np.bincount(group[flag].numpy(), minlength=GROUPS)
+                self.groups[variant][:, k] += _bincount(group[flag], GROUPS)
 
     # -- results -------------------------------------------------------------------------
     def result(self) -> dict[str, float]:
@@ -420,3 +427,13 @@ def latest_model(params):
     model = model_from_params(params)
     load_state_dict_any(model, epochs[-1])
     return model.eval(), int(epochs[-1].stem.split("_")[1])
+
+
+def monitor_overhead(rows: list[dict], epoch_rows: list[dict]) -> float:
+    """Share of the run's wall time spent in the monitor, measured in the run itself: the
+    monitor seconds over (the epochs' training seconds, which include the monitor points
+    inside an epoch, + the monitor points at the epoch ends)."""
+    monitor = sum(r.get("monitor_seconds", 0.0) for r in rows)
+    ends = sum(r.get("monitor_seconds", 0.0) for r in rows if float(r["epoch"]).is_integer() and r["step"] > 0)
+    train = sum(r["seconds"] for r in epoch_rows)
+    return monitor / (train + ends) if train + ends > 0 else float("nan")
