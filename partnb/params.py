@@ -419,7 +419,12 @@ def load_params(
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParamsError(f"{path}: not valid YAML{where}: {what}") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: the file must hold a mapping of sections")

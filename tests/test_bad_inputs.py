@@ -163,6 +163,27 @@ def test_bad_params_value_refused_before_work(case, data, tmp_path, capsys):
     left_nothing(tmp_path)
 
 
+BAD_PARAMS_FILES = {
+    "yaml_unclosed_list": (b"dataset: {name: jetclass}\na: [\n", "not valid YAML (line 3"),
+    "yaml_tab_indent": (b"seed: 1\n\tname: x\n", "not valid YAML (line 2"),
+    "binary_file": (bytes(range(256)) * 4, "not a text file"),
+    "a_list_not_a_mapping": (b"[1, 2]\n", "must hold a mapping"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PARAMS_FILES), ids=list(BAD_PARAMS_FILES))
+def test_bad_params_file_refused(case, tmp_path, capsys):
+    content, expected = BAD_PARAMS_FILES[case]
+    path = tmp_path / "p.yaml"
+    path.write_bytes(content)
+    refused(capsys, ["train", path], "p.yaml", expected)
+
+
+def test_params_file_that_is_a_directory_refused(tmp_path, capsys):
+    (tmp_path / "p.yaml").mkdir()
+    refused(capsys, ["train", tmp_path / "p.yaml"], "p.yaml", "not found")
+
+
 @pytest.mark.parametrize("epochs", ["0", "-1"], ids=["epochs_zero", "epochs_negative"])
 def test_epochs_below_one_refused(epochs, data, tmp_path, capsys):
     path = _params(tmp_path, [data["jetclass"]])
