@@ -135,13 +135,18 @@ def _cmd_run(args) -> int:
 
 
 def _check_run_outputs(params) -> None:
-    """Every directory a run writes can be a writable directory (nothing is created)."""
+    """Every directory a run writes can be a writable directory (nothing is created), and
+    given files hold the params' dataset family and format (metadata only)."""
     from .outputs import check_output_dir
 
     for key in ("figures", "runs", "models"):
         check_output_dir(getattr(params.output, key), f"output.{key}")
     if params.dataset.source == "generate":
         check_output_dir(params.dataset.cache_dir, "dataset.cache_dir")
+    else:
+        from .data import dataset_files
+
+        dataset_files(params, generate=False)
 
 
 def _cmd_compare(args) -> int:

@@ -83,14 +83,14 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
     params = load_params(params_file)
     books = list_notebooks(only)
     kernel = ensure_kernel()
-    runs = Path(params.output.runs)
-    runs.mkdir(parents=True, exist_ok=True)
     if params.dataset.source == "generate":
         # generate missing files here, with a progress line every 30 s, rather than silently
         # inside the first notebook (which then finds them cached)
         from .data import dataset_files
 
         dataset_files(params, progress=False, log=log)
+    runs = Path(params.output.runs)
+    runs.mkdir(parents=True, exist_ok=True)
     results = []
     for k, book in enumerate(books):
         out = runs / book.name

@@ -215,6 +215,12 @@ def test_train_on_another_family_refused(name, files, expected, data, tmp_path, 
     left_nothing(tmp_path)
 
 
+def test_run_on_another_family_refused_before_any_notebook(data, tmp_path, capsys):
+    path = _params(tmp_path, [data["top"]], name="jetclass")
+    refused(capsys, ["run", path, "--only", "03"], "top.h5", "holds toplandscape jets")
+    left_nothing(tmp_path)
+
+
 @pytest.mark.parametrize(("files", "expected"), [
     (["top"], "holds toplandscape jets"),
     (["jetclass", "top"], "top.h5"),
