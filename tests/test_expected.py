@@ -126,3 +126,77 @@ def test_log_histogram_tables_have_a_fixed_shape():
         assert len(rows) == N_BINS == len(LOG10_EDGES) - 1
         assert [r["count"] for r in rows] == counts.tolist()
     assert math.isclose(sum(r["probability"] for r in _log_rows(sparse, {})), 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# a rerun passes the expected ranges
+# --------------------------------------------------------------------------------------
+
+#: the notebook the rerun test executes, and the one its tables come from
+RERUN_NOTEBOOK = "04"
+
+
+def structural(entry: dict) -> bool:
+    """An entry that holds whatever the number of jets: the row count of a table with a fixed
+    binning, or probabilities of one distribution summing to 1."""
+    if entry.get("aggregate") == "count":
+        return "n_jets" not in (entry.get("why") or "")
+    return entry.get("aggregate") == "sum" and entry.get("column") == "probability"
+
+
+def _rerun_params(tmp_path: Path, dataset: str, *, reduced: bool) -> Path:
+    """The shipped params of ``dataset`` writing into ``tmp_path`` and reading the committed
+    checkpoints; ``reduced``: only the first generated file of each class (the same jets as
+    file 0 of the full dataset: files are a pure function of settings, seed and index)."""
+    from conftest import PARAMS
+
+    p = yaml.safe_load((PARAMS / f"{dataset}.yaml").read_text())
+    p["dataset"]["cache_dir"] = str(tmp_path / "cache" if reduced else REPO / "data" / "generated")
+    if reduced:
+        p["dataset"]["jets_per_class"] = p["dataset"]["jets_per_file"]
+    p["output"] = {"figures": str(tmp_path / "figures"), "runs": str(tmp_path / "runs"),
+                   "models": str(REPO / "models" / dataset)}
+    path = tmp_path / f"{dataset}.yaml"
+    path.write_text(yaml.safe_dump(p))
+    return path
+
+
+def _generated(dataset: str) -> bool:
+    from conftest import PARAMS
+
+    from partnb.data import dataset_files
+    from partnb.data.io import DataError
+    from partnb.params import load_params
+
+    try:
+        dataset_files(load_params(PARAMS / f"{dataset}.yaml"), generate=False)
+    except DataError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_rerun_of_an_analysis_notebook_passes_the_expected_ranges(tmp_path):
+    """Notebook 04 executed again (papermill, committed checkpoints) into a scratch copy: its
+    tables pass every expected range of tests/expected/<dataset>.yaml when the dataset of the
+    main job is there (same jets, same size: the ranges are reference ± statistical error);
+    otherwise it runs on the first generated file of each Top Landscape class and the tables
+    must pass the ranges that hold at any size (fixed binnings, normalisation)."""
+    from partnb.runner import run_notebooks
+
+    full = [d for d in ("jetclass", "toplandscape", "quarkgluon") if _generated(d)]
+    dataset = full[0] if full else "toplandscape"
+    path = _rerun_params(tmp_path, dataset, reduced=not full)
+    results = run_notebooks(path, only=[RERUN_NOTEBOOK], log=lambda *_: None)
+    assert [r.error for r in results] == [None]
+    entries = [e for e in load_entries(dataset) if e["table"].startswith(f"{RERUN_NOTEBOOK}_")]
+    if not full:
+        entries = [e for e in entries if structural(e)]
+    assert len(entries) >= 3
+    failed = []
+    for e in entries:
+        lo, hi = (float(x) for x in e["range"])
+        value = value_of(e, tmp_path / "figures")
+        if not lo <= value <= hi:
+            failed.append(f"{e['_id']} = {value:.6g} outside [{lo:g}, {hi:g}]")
+    assert failed == [], "\n".join(failed)
