@@ -331,6 +331,8 @@ def test_as_coded_interaction_counter_equals_the_monitor(tl_inputs, one_torch_th
     assert [r["reading"] for r in rows] == ["correct", "as_coded", INTERACTION_PUBLISHED["source"]]
     verdict = as_coded_sentence(res, INTERACTION_PUBLISHED)
     for name, m in verdict["metrics"].items():
-        assert m["as_coded_closer"] == (abs(m["as_coded"] - m["paper"]) < abs(m["correct"] - m["paper"])), name
+        if m["change"] != "unchanged":
+            assert (m["change"] == "closer") == (abs(m["as_coded"] - m["paper"]) < abs(m["correct"] - m["paper"])), name
+    assert verdict["metrics"]["rate_D"]["change"] != "unchanged"  # D' differs from D here
     with pytest.raises(ValueError, match="variant"):
         InteractionCounter(variant="as coded")

@@ -527,21 +527,28 @@ def as_coded_rows(results: dict[str, dict], published: dict | None = None) -> li
 
 
 def as_coded_sentence(results: dict[str, dict], published: dict) -> dict:
-    """Which of the paper's numbers the as-coded reading lies closer to than the correct one
-    (per metric: |as coded − paper| < |correct − paper|), as a sentence and per metric."""
-    closer, farther = [], []
+    """Which of the paper's numbers the as-coded reading lies closer to than the correct one,
+    per metric: "closer" or "farther" when the two readings differ by more than two combined
+    jackknife errors, else "unchanged"; as a sentence and per metric."""
+    groups: dict[str, list[str]] = {"closer": [], "farther": [], "unchanged": []}
     detail = {}
     for name in _PCC_NAMES:
         paper = published.get(name)
         if paper is None or not np.isfinite(paper):
             continue
         c, a = results["correct"][name], results["as_coded"][name]
-        towards = abs(a - paper) < abs(c - paper)
-        detail[name] = {"paper": paper, "correct": c, "as_coded": a, "as_coded_closer": towards}
-        (closer if towards else farther).append(f"{name} ({c:.3g} → {a:.3g}; paper {paper:.3g})")
-    sentence = ("The as-coded reading moves towards the paper for "
-                + (", ".join(closer) if closer else "none of the numbers")
-                + "; away from it for " + (", ".join(farther) if farther else "none") + ".")
+        err = math.hypot(results["correct"].get(f"{name}_err", 0.0) or 0.0,
+                         results["as_coded"].get(f"{name}_err", 0.0) or 0.0)
+        if not (np.isfinite(c) and np.isfinite(a)) or abs(a - c) <= 2 * err:
+            change = "unchanged"
+        else:
+            change = "closer" if abs(a - paper) < abs(c - paper) else "farther"
+        detail[name] = {"paper": paper, "correct": c, "as_coded": a, "change": change}
+        groups[change].append(f"{name} ({c:.3g} → {a:.3g}; paper {paper:.3g})")
+    text = {k: ", ".join(v) if v else "none" for k, v in groups.items()}
+    sentence = (f"Counted on the papers' as-coded capture, these numbers move towards the paper: "
+                f"{text['closer']}; away from it: {text['farther']}; unchanged within two "
+                f"errors: {text['unchanged']}.")
     return {"sentence": sentence, "metrics": detail}
 
 
