@@ -193,7 +193,9 @@ def test_epochs_below_one_refused(epochs, data, tmp_path, capsys):
 
 def test_batch_larger_than_training_split_refused(data, tmp_path, capsys):
     path = _params(tmp_path, [data["jetclass"]], train={"batch_size": 1000})
-    refused(capsys, ["train", path], "train.batch_size = 1000", "36 jets")
+    line = refused(capsys, ["train", path], "train.batch_size = 1000", "larger than the training split")
+    n_train = int(line.split("training split (")[1].split(" jets")[0])
+    assert 0.5 * N_JETS < n_train < 0.7 * N_JETS  # 60 % of the file, class by class
     left_nothing(tmp_path)  # no models directory, no random_init.pt
 
 
