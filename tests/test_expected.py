@@ -162,11 +162,11 @@ def _rerun_params(tmp_path: Path, dataset: str, *, reduced: bool) -> Path:
 
 
 def _generated(dataset: str) -> bool:
-    from conftest import PARAMS
-
     from partnb.data import dataset_files
     from partnb.data.io import DataError
     from partnb.params import load_params
+
+    from conftest import PARAMS
 
     try:
         dataset_files(load_params(PARAMS / f"{dataset}.yaml"), generate=False)
