@@ -2,7 +2,7 @@
 
 All on synthetic jets (pT-ordered particles of random 4-vectors around a random jet axis,
 n ~ Poisson(40) capped at P, zero padding, the 7 ``kin`` features computed from the
-4-vectors and standardized as in SPEC 2.2), on ``--threads`` torch threads:
+4-vectors and standardized as in docs/features.md#feature-sets), on ``--threads`` torch threads:
 
 1. training (AdamW step, batch 128) and inference (eval, no_grad, batch 256) jets/s of
    partnb's ParticleTransformer and of weaver-core 0.4.17's, same configuration and same
@@ -60,7 +60,7 @@ NUM_CLASSES = 10
 MEAN_PARTICLES = 40.0
 HIST_BINS = 50
 
-# (center, scale) of the five standardized kin features (partnb.data.features, SPEC 2.2)
+# (center, scale) of the five standardized kin features (partnb.data.features, docs/features.md#feature-sets)
 KIN_STANDARDIZATION = ((1.7, 0.7), (2.0, 0.7), (-4.7, 0.7), (-4.7, 0.7), (0.2, 4.0))
 
 

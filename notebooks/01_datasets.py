@@ -20,7 +20,7 @@
 # Both papers analyse ParT on three datasets: **JetClass** (10 classes), **Top Landscape**
 # (top vs QCD) and **Quark-Gluon** (quark vs gluon jets). This notebook shows the jets a run
 # uses: the dataset card, per-class jet $p_T$, mass, soft-drop mass and multiplicity, and the
-# distributions of the standardized particle features the network sees (SPEC 2.2).
+# distributions of the standardized particle features the network sees ([feature sets](../docs/features.md#feature-sets)).
 # By default the jets are generated on the spot with Pythia 8 + FastJet at particle level
 # (no detector simulation); pointing `dataset.files` in the params at the real files shows
 # the real datasets with the same code.
@@ -87,7 +87,7 @@ save_figure(fig, out, "01_jet_observables")
 
 # %% [markdown]
 # ## The particle features the network sees
-# Standardized as weaver does (SPEC 2.2): $\ln p_T$, $\ln E$, their ratios to the jet, and
+# Standardized as weaver does ([standardisation](../docs/features.md#standardisation)): $\ln p_T$, $\ln E$, their ratios to the jet, and
 # $\Delta R$ shifted and scaled, clipped to $[-5, 5]$; charge and PID flags raw. Differences
 # between classes here are what the embedding can use before any attention.
 

@@ -54,7 +54,7 @@ data = dataset_files(params)
 
 # %% [markdown]
 # ## The model
-# Trained from the params' `train` section (SPEC 2.6 recipe: RAdam + Lookahead, flat then
+# Trained from the params' `train` section ([the published recipe](../docs/training.md#the-published-recipes): RAdam + Lookahead, flat then
 # decaying learning rate) unless a checkpoint exists; every epoch's weights are kept.
 
 # %%
@@ -100,7 +100,7 @@ else:
 # %% [markdown]
 # ## Performance on the test split
 # Accuracy, AUC (weaver's macro one-vs-one; Wang et al.'s one-vs-rest beside it) and the
-# background rejection at the papers' signal efficiencies (SPEC 3). The published values come
+# background rejection at the papers' signal efficiencies ([metrics](../docs/metrics.md#background-rejection)). The published values come
 # from 100M (JetClass) or ~1.5M (TL, QG) detector-level jets and the full-size ParT; ours from
 # a few ten thousand generated particle-level jets and a small ParT, so expect lower
 # rejections — with an uncertainty given by the few background jets that pass.

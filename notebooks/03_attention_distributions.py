@@ -16,11 +16,11 @@
 # Reproduces the attention-score histogram of "Why Is Attention Sparse in Particle
 # Transformer?" (arXiv 2512.00210, sparsity figure) and Wang et al., "Interpreting Transformers
 # for Jet Tagging" (ML4PS 2024, Fig. 1 left: distribution; Fig. 1 centre/right: heat maps) —
-# SPEC 4.1 and 4.3. Two readings side by side:
+# [attention distribution](../docs/analyses.md#attention-distribution) and [heat maps](../docs/analyses.md#attention-heat-maps). Two readings side by side:
 #
 # * **correct**: the weights W the forward pass really uses, query and key real particles only;
 # * **as coded**: what the papers' scripts histogram — the weights W' of a second attention
-#   call on the module's own output (SPEC 4.0), every entry of the P × P map, padded keys (exact
+#   call on the module's own output ([the capture bug](../docs/analyses.md#the-capture-bug-of-the-papers-scripts)), every entry of the P × P map, padded keys (exact
 #   zeros) and padded query rows included, P = `max_particles` (the trimmer is switched off).
 #
 # A histogram alone does not say "binary", so the notebook also counts rows whose largest weight

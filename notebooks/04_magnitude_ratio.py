@@ -14,13 +14,13 @@
 # # 04 — Which term dominates the attention logits: A or U?
 #
 # Reproduces the pre-softmax magnitude ratio |A|/|U| of "Why Is Attention Sparse in Particle
-# Transformer?" (arXiv 2512.00210: decade-bin bar charts, JetClass peaking at 10⁴–10⁵) — SPEC
-# 4.2. The attention logits are L = A + U: A = q·k/√d from the particles, U from the pair
+# Transformer?" (arXiv 2512.00210: decade-bin bar charts, JetClass peaking at 10⁴–10⁵) —
+# [definitions](../docs/analyses.md#magnitude-ratio-of-a-and-u). The attention logits are L = A + U: A = q·k/√d from the particles, U from the pair
 # features. Two readings side by side:
 #
 # * **correct**: r = |A_ℓhij| / |U_hij| paired element by element over real particles i, j,
 #   every block ℓ and head h; pairs with U = 0 exactly are excluded and counted;
-# * **as coded**: the papers' recipe — A' from the buggy second attention call (SPEC 4.0) and
+# * **as coded**: the papers' recipe — A' from the buggy second attention call ([the capture bug](../docs/analyses.md#the-capture-bug-of-the-papers-scripts)) and
 #   U + M at P = `max_particles`, flattened, non-finite values dropped from each separately,
 #   cut to the shorter length (no longer element-aligned), |U| > 0 kept.
 #
@@ -122,7 +122,7 @@ display(Markdown("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" +
 # The verdict below is computed from the decade table of the trained model. Why it can differ
 # from the paper: with the correct, element-wise pairing r compares the two terms the softmax
 # really adds; a peak at 10⁴–10⁵ would need |A| ≈ 10⁴·|U| for most pairs, i.e. logits far
-# beyond what fp16 training tolerates (6.5e4, pitfall 13) or |U| ≈ 0 for most pairs — compare
+# beyond what fp16 training tolerates (6.5e4, [pitfall 13](../docs/pitfalls.md#pitfall-13-fused-attention-returns-no-weights)) or |U| ≈ 0 for most pairs — compare
 # the medians of |A| and |U| above. The as-coded recipe pairs A' of the first blocks with U of
 # unrelated pairs; it spreads r but keeps |A'| and |U| at their own scales. A prototype of this
 # study measured median r ≈ 1 (10th percentile 0.07, 90th 13).

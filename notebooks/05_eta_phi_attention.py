@@ -17,7 +17,7 @@
 # attention-graph figure) and of Wang et al. (ML4PS 2024, Fig. 2), and Wang et al.'s Fig. 3:
 # the attention a t→bℓν jet pays to its lepton, and the fraction of attention that crosses
 # between the kT subjets of t→bqq′ and H→4q jets, for the trained model against a
-# never-trained one (SPEC 4.4, 4.7). Subjets: FastJet kt, R = 0.8, E-scheme, exclusive
+# never-trained one ([graphs](../docs/analyses.md#eta-phi-attention-graphs), [subjets](../docs/analyses.md#kt-subjets), [lepton](../docs/analyses.md#lepton-attention-fraction) and [inter-subjet](../docs/analyses.md#inter-subjet-attention-fraction) fractions). Subjets: FastJet kt, R = 0.8, E-scheme, exclusive
 # jets of the whole sequence (N = 2, 3, 4), particles mapped through the subjets'
 # constituents by their `user_index`.
 #

@@ -19,9 +19,9 @@
 #
 # Reproduces the zero-U ablation table and the interaction-dependent / non-binary computation
 # statistics (rates, token coverage, PCC) of arXiv:2512.00210 ("Why Is Attention Sparse in
-# Particle Transformer?"; SPEC 4.5, 4.6), beside ParT-plain (ParT paper, trained without pair
+# Particle Transformer?"; [zero-U ablation](../docs/analyses.md#zero-u-ablation), [interaction-dependent and non-binary computation](../docs/analyses.md#interaction-dependent-and-non-binary-computation)), beside ParT-plain (ParT paper, trained without pair
 # features). Added controls the paper lacks: A := 0 with U kept, the float32 vs float64
-# sensitivity of the argmax decisions (SPEC pitfall 5), the never-trained model, and the
+# sensitivity of the argmax decisions ([pitfall 5](../docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise)), the never-trained model, and the
 # structure of U itself (self pairs against the others; how much of each attention row's
 # variation comes from A and how much from U).
 #
@@ -40,7 +40,7 @@ params_file = "../params/jetclass.yaml"
 progress = True
 n_jets = None  # None means analysis.n_jets of the params
 train_plain_if_missing = True  # train ParT-plain now when its checkpoint is missing (else skip its row)
-compare_float64 = True  # rerun the interaction metrics with float64 pair features (pitfall 5)
+compare_float64 = True  # rerun the interaction metrics with float64 pair features (docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise)
 threads = 1  # torch threads, 1 avoids oversubscribing a shared 2-core machine, 0 keeps the torch default
 
 # %%
@@ -67,7 +67,7 @@ dataset = params.dataset.name
 # %% [markdown]
 # ## Models and jets
 # The trained model, its seeded never-trained twin, and ParT-plain: a separate network with the
-# same recipe but no pair features (not an ablation of this checkpoint, SPEC 4.5).
+# same recipe but no pair features (not an ablation of this checkpoint, see [ParT-plain](../docs/analyses.md#part-plain)).
 
 # %%
 model = trained_model(params, train_if_missing=False)
@@ -107,11 +107,11 @@ save_json(verdict, out, "06_ablation_verdict")
 display(Markdown(f"**{verdict['verdict']}** — {verdict['sentence']}"))
 
 # %% [markdown]
-# ## Interaction-dependent and non-binary computation (SPEC 4.6)
+# ## Interaction-dependent and non-binary computation ([definitions](../docs/analyses.md#interaction-dependent-and-non-binary-computation))
 # Per (jet, layer, head, real query): D = 1 when adding U moves the argmax key, N = 1 when the
 # largest weight is below 0.8. A trained model should show D well above the never-trained one
 # if it learned to use U; the float64 rows show how many decisions hang on rounding of the
-# pair features (the self-pair ln m² is floating-point noise, pitfall 5). Errors: jackknife
+# pair features (the self-pair ln m² is floating-point noise, [pitfall 5](../docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise)). Errors: jackknife
 # over 10 jet groups.
 
 # %%

@@ -14,7 +14,7 @@
 # # 07 — Top-k attention: how many keys does each particle need?
 #
 # Reproduces Table 1 of Wang et al., "Interpreting Transformers for Jet Tagging" (ML4PS 2024;
-# SPEC 4.7): the trained ParT evaluated, without retraining, with every attention row of the
+# [top-k](../docs/analyses.md#top-k-attention)): the trained ParT evaluated, without retraining, with every attention row of the
 # particle blocks restricted to its k largest logits A + U (k = 1: hard attention), for
 # k ∈ {1, 2, 3, 4, 6, 10, 20, 30, all}, beside the paper's numbers, and the inference speed of
 # each pass. If attention is nearly binary, a handful of keys should recover the baseline.

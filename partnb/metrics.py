@@ -1,4 +1,4 @@
-"""Classification metrics of the ParT tables, defined exactly as SPEC section 3 (and pitfall 11).
+"""Classification metrics of the ParT tables, defined exactly as docs/metrics.md#metrics (and docs/pitfalls.md#pitfall-11-auc-and-rejection-details).
 
 Companion to arXiv 2512.00210 ("Why Is Attention Sparse in Particle Transformer?") and
 Wang et al., ML4PS@NeurIPS 2024 ("Interpreting Transformers for Jet Tagging"); the
@@ -11,7 +11,7 @@ conventions follow the code behind their tables:
 * :func:`auc_ovr` -- "Wang et al. flavour" AUC: their call ``roc_auc_score(one-hot labels,
   scores, average="macro", multi_class="ovo")`` makes sklearn switch to multilabel mode and
   ignore ``multi_class``; the result is the mean of the per-class one-vs-rest binary AUCs
-  (SPEC 3, pitfall 11). Implemented here explicitly as that mean.
+  (docs/metrics.md#auc-wang-et-al-flavour, docs/pitfalls.md#pitfall-11-auc-and-rejection-details). Implemented here explicitly as that mean.
 * :func:`pairwise_auc_matrix`, :func:`confusion_matrix` -- the extra matrices weaver logs.
 * :func:`rejection` -- background rejection 1/FPR at the ROC point whose TPR is nearest to
   the target signal efficiency (EPT ``backgroundRejection.ipynb``, matching the ParT paper):
@@ -26,7 +26,7 @@ conventions follow the code behind their tables:
   efficiency with class 0 (top / quark) as signal and the class-0 score as discriminant.
 * :func:`evaluate` -- everything above for one dataset as one JSON-able dict.
 
-Which AUC flavour the papers' "AUC" columns use is not stated (SPEC 6), so
+Which AUC flavour the papers' "AUC" columns use is not stated (docs/analyses.md#open-questions), so
 :func:`evaluate` reports both for multi-class data.
 
 All functions take integer class indices ``labels`` (shape ``(N,)``, values in
@@ -70,7 +70,7 @@ __all__ = [
     "softmax",
 ]
 
-#: Signal efficiency at which each JetClass rejection is quoted (SPEC 3), in table order.
+#: Signal efficiency at which each JetClass rejection is quoted (docs/metrics.md#background-rejection), in table order.
 JETCLASS_SIGNAL_EFFICIENCY: dict[str, float] = {
     "Hbb": 0.5,
     "Hcc": 0.5,
@@ -184,7 +184,7 @@ def softmax(logits: Any) -> np.ndarray:
 
 
 def accuracy(labels: Any, scores: Any) -> float:
-    """Fraction of jets with ``argmax(scores) == label`` (SPEC 3).
+    """Fraction of jets with ``argmax(scores) == label`` (docs/metrics.md#accuracy).
 
     Args:
         labels: integer class indices, shape ``(N,)``.
@@ -214,7 +214,7 @@ def _auc(truth: np.ndarray, score: np.ndarray) -> float:
 
 
 def auc_binary(labels: Any, scores: Any) -> float:
-    """AUC of a two-class problem with class 0 (top / quark) as positive (SPEC 3).
+    """AUC of a two-class problem with class 0 (top / quark) as positive (docs/metrics.md#binary-datasets).
 
     The discriminant is the softmax-normalised class-0 score ``s0 / (s0 + s1)``, which is
     ``s0`` itself for softmax outputs.
@@ -233,7 +233,7 @@ def auc_binary(labels: Any, scores: Any) -> float:
 
 
 def auc_ovo(labels: Any, scores: Any) -> float:
-    """Weaver-flavour AUC: macro one-vs-one (Hand & Till), SPEC 3.
+    """Weaver-flavour AUC: macro one-vs-one (Hand & Till), docs/metrics.md#auc-weaver-flavour.
 
     Multi-class: ``sklearn.metrics.roc_auc_score(labels, scores, multi_class="ovo")``, i.e.
     the mean over unordered class pairs ``{a, b}`` of ``(A(a|b) + A(b|a)) / 2``, where
@@ -258,11 +258,11 @@ def auc_ovo(labels: Any, scores: Any) -> float:
 
 
 def auc_ovr(labels: Any, scores: Any) -> float:
-    """Wang et al.-flavour AUC: mean of the per-class one-vs-rest binary AUCs (SPEC 3).
+    """Wang et al.-flavour AUC: mean of the per-class one-vs-rest binary AUCs (docs/metrics.md#auc-wang-et-al-flavour).
 
     Class ``c``'s AUC uses score column ``c`` as discriminant and ``label == c`` as positive,
     over all jets. This equals ``roc_auc_score(one_hot(labels), scores, average="macro")``,
-    which is what the EPT code computes (pitfall 11).
+    which is what the EPT code computes (docs/pitfalls.md#pitfall-11-auc-and-rejection-details).
 
     Args:
         labels: integer class indices, shape ``(N,)``.
@@ -277,7 +277,7 @@ def auc_ovr(labels: Any, scores: Any) -> float:
 
 
 def pairwise_auc_matrix(labels: Any, scores: Any) -> np.ndarray:
-    """Pairwise AUC matrix weaver logs next to the ovo AUC (SPEC 3).
+    """Pairwise AUC matrix weaver logs next to the ovo AUC (docs/metrics.md#auc-weaver-flavour).
 
     ``R[i, j]`` is the AUC of ``s_j / max(s_i + s_j, 1e-6)`` on jets whose class is ``i``
     or ``j``, with class ``j`` positive. Weaver fills only ``i < j`` (zeros elsewhere); here
@@ -362,7 +362,7 @@ class RejectionPoint(NamedTuple):
 def rejection_point(
     labels: Any, scores: Any, signal: int, background: int = _QCD_INDEX, *, efficiency: float
 ) -> RejectionPoint:
-    """ROC point and rejection for ``signal`` vs ``background`` (SPEC 3), with statistics.
+    """ROC point and rejection for ``signal`` vs ``background`` (docs/metrics.md#background-rejection), with statistics.
 
     Steps, exactly as the EPT notebook: keep jets whose truth is ``signal`` or
     ``background``; discriminant ``s = p_signal / (p_signal + p_background)`` (0.5 if both
@@ -376,7 +376,7 @@ def rejection_point(
     random quantity: FPR = k / N_bkg with relative error ``sqrt((1 - FPR) / k) ~ 1 / sqrt(k)``
     for FPR << 1 (the ``1 / sqrt(k)`` form is used; the fluctuation of the working point
     from the finite signal sample is neglected). Rej ~ 1e4 needs >= 1e5-1e6 background jets
-    for a meaningful value (pitfall 11).
+    for a meaningful value (docs/pitfalls.md#pitfall-11-auc-and-rejection-details).
 
     Args:
         labels: integer class indices, shape ``(N,)``.
@@ -416,7 +416,7 @@ def rejection_point(
 def rejection(
     labels: Any, scores: Any, signal: int, background: int = _QCD_INDEX, *, efficiency: float
 ) -> float:
-    """Background rejection ``1 / FPR`` at the ROC point nearest to ``efficiency`` (SPEC 3).
+    """Background rejection ``1 / FPR`` at the ROC point nearest to ``efficiency`` (docs/metrics.md#background-rejection).
 
     See :func:`rejection_point` for the exact procedure and tie rule.
 
@@ -449,7 +449,7 @@ def _jetclass_points(labels: Any, scores: Any) -> dict[str, RejectionPoint]:
 
 
 def jetclass_rejections(labels: Any, scores: Any) -> dict[str, float]:
-    """The nine JetClass rejection columns of the papers' tables (SPEC 3).
+    """The nine JetClass rejection columns of the papers' tables (docs/metrics.md#background-rejection).
 
     Args:
         labels: JetClass class indices (order :data:`partnb.data.schema.JETCLASS_CLASSES`).
@@ -480,7 +480,7 @@ def _binary_points(
 def binary_rejections(
     labels: Any, scores: Any, efficiencies: Sequence[float] = BINARY_SIGNAL_EFFICIENCIES
 ) -> dict[str, float]:
-    """TopLandscape / QuarkGluon rejections (SPEC 3, ParT paper convention).
+    """TopLandscape / QuarkGluon rejections (docs/metrics.md#binary-datasets, ParT paper convention).
 
     Signal is class 0 (top / quark), background class 1; the discriminant is the
     softmax-normalised class-0 score ``s0 / (s0 + s1)``; the point is chosen as in
@@ -503,7 +503,7 @@ def binary_rejections(
 def evaluate(
     labels: Any, logits_or_scores: Any, dataset: str, *, from_logits: bool = True
 ) -> dict[str, Any]:
-    """All table metrics of one dataset as one JSON-able dict (SPEC 3).
+    """All table metrics of one dataset as one JSON-able dict (docs/metrics.md#metrics).
 
     Args:
         labels: integer class indices (weaver order), shape ``(N,)``.

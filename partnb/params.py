@@ -142,7 +142,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "split": Field(LIST, [0.8, 0.1, 0.1], "train/val/test fractions of the jets", _split),
     },
     "features": {
-        "set": Field(STR, "kin", "particle feature set (SPEC 2.2)",
+        "set": Field(STR, "kin", "particle feature set (docs/features.md#feature-sets)",
                      _one_of("kin", "kinpid", "kinpidplus", "full")),
         "max_particles": Field(INT, 128, "padded length P", _max_particles),
         "clip": Field(BOOL, True, "clip standardized features to [-5, 5] as weaver does"),
@@ -165,7 +165,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                             nullable=True, path=True),
     },
     "train": {
-        "optimizer": Field(STR, "ranger", "ranger (RAdam + Lookahead, SPEC 2.6) or adamw",
+        "optimizer": Field(STR, "ranger", "ranger (RAdam + Lookahead, docs/training.md#the-published-recipes) or adamw",
                            _one_of("ranger", "adamw")),
         "lr": Field(FLOAT, 1e-3, "learning rate", _finite_positive),
         "weight_decay": Field(FLOAT, 0.0, "weight decay (not on biases, norms, cls_token)",

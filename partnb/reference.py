@@ -1,7 +1,7 @@
 """Published numbers the notebooks put beside ours (with where each comes from).
 
 ParT: Qu, Li, Qian, "Particle Transformer for Jet Tagging", ICML 2022 (arXiv:2202.03772),
-Tables 2-4. Zero-U: arXiv:2512.00210 (SPEC 4.8). Top-k: Wang et al., ML4PS 2024, Table 1.
+Tables 2-4. Zero-U: arXiv:2512.00210 (docs/analyses.md#published-reference-numbers). Top-k: Wang et al., ML4PS 2024, Table 1.
 All of them used detector-level (Delphes) jets for JetClass and Top Landscape and far more
 training data; ours are generated at particle level at CPU scale.
 """
@@ -37,13 +37,13 @@ ZERO_U_PUBLISHED = {
 }
 
 #: ParT-plain (no pair features, trained separately) on JetClass, as quoted by 2512.00210
-#: (SPEC 4.8; accuracy only).
+#: (docs/analyses.md#published-reference-numbers; accuracy only).
 PART_PLAIN_PUBLISHED = {
     "jetclass": {"source": "ParT plain, as quoted in arXiv:2512.00210", "accuracy": 0.849},
 }
 
 #: Interaction-dependent (D) and non-binary (N) computation of ParT on JetClass
-#: (arXiv:2512.00210, SPEC 4.6; jet sample size not stated).
+#: (arXiv:2512.00210, docs/analyses.md#rates-and-token-coverage; jet sample size not stated).
 INTERACTION_PUBLISHED = {
     "source": "arXiv:2512.00210 (JetClass)",
     "rate_D": 0.036, "coverage_D": 0.854, "rate_N": 0.0088, "coverage_N": 0.421, "pcc_phi": 0.229,
@@ -58,7 +58,7 @@ def _topk_row(accuracy, auc, *rejections):
 
 
 #: Top-k attention at inference on the pretrained ParT_full, JetClass (Wang et al., ML4PS 2024,
-#: Table 1; SPEC 4.8). Key ``"all"`` is their k = 128 (= the unrestricted baseline).
+#: Table 1; docs/analyses.md#published-reference-numbers). Key ``"all"`` is their k = 128 (= the unrestricted baseline).
 TOPK_PUBLISHED = {
     "source": "Wang et al. 2024, Table 1 (JetClass, ParT_full)",
     "rows": {

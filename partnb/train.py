@@ -1,6 +1,6 @@
 """Training: seeded, resumable, single process or ``torchrun`` data-parallel.
 
-Recipe of SPEC 2.6 by default: "ranger" (RAdam + Lookahead k = 6, alpha = 0.5), a flat
+Recipe of docs/training.md#optimizer-and-schedule by default: "ranger" (RAdam + Lookahead k = 6, alpha = 0.5), a flat
 learning rate then a decay over the last 30 % of the epochs to 1 % of it, weight decay only
 on weights (not on biases, norms, ``cls_token``). AdamW is an option.
 
@@ -222,7 +222,7 @@ def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, train_params):
-    """RAdam + Lookahead ("ranger", SPEC 2.6) or AdamW, with weaver's weight-decay groups."""
+    """RAdam + Lookahead ("ranger", docs/training.md#optimizer-and-schedule) or AdamW, with weaver's weight-decay groups."""
     groups = _decay_groups(model, train_params.weight_decay)
     if train_params.optimizer == "ranger":
         return Lookahead(torch.optim.RAdam(groups, lr=train_params.lr, betas=(0.95, 0.999),
@@ -231,7 +231,7 @@ def make_optimizer(model: nn.Module, train_params):
 
 
 def learning_rate(epoch: int, epochs: int, base_lr: float, schedule: str) -> float:
-    """SPEC 2.6 "flat+decay": constant, then x gamma per epoch over the last max(1, int(0.3 E))
+    """The "flat+decay" schedule (docs/training.md#optimizer-and-schedule): constant, then x gamma per epoch over the last max(1, int(0.3 E))
     epochs with gamma = 0.01^(1/n_decay), ending at 1 % of ``base_lr``. ``epoch`` from 0."""
     if schedule == "none":
         return base_lr
@@ -623,7 +623,7 @@ def _write_log(out_dir: Path, history: list[dict]) -> None:
 
 
 def plain_params(params):
-    """The params of ParT-plain (SPEC 4.5): the same model and recipe without pair features
+    """The params of ParT-plain (docs/analyses.md#part-plain): the same model and recipe without pair features
     (no U at all), trained into ``<output.models>/plain``. Not an ablation of the trained
     model but a network of its own, as in the ParT paper's "ParT (plain)" row."""
     from .params import params_from_dict

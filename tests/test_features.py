@@ -1,4 +1,4 @@
-"""Tests of partnb.data.features: feature sets (SPEC 2.2, 2.3) and pair features (SPEC 1.5)."""
+"""Tests of partnb.data.features: feature sets (docs/features.md#feature-sets, docs/features.md#standardisation) and pair features (docs/features.md#pair-features)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ THREE = {
 
 
 def kin_by_hand(jet: dict, clip: bool) -> np.ndarray:
-    """The 7 kin features of each particle, with the SPEC 2.2 constants written out."""
+    """The 7 kin features of each particle, with the docs/features.md#feature-sets constants written out."""
 
     def t(x, center, scale):
         y = (x - center) * scale
@@ -189,7 +189,7 @@ def test_full_features_by_hand(clip):
         np.testing.assert_array_equal(x[row], THREE[name])
     np.testing.assert_allclose(x[11], [math.tanh(v) for v in f32(THREE["part_d0val"])], rtol=1e-6)
     np.testing.assert_allclose(x[13], [math.tanh(v) for v in f32(THREE["part_dzval"])], rtol=1e-6)
-    # d0err / dzerr: clipped to [0, 1] even with clip=False (SPEC 2.3)
+    # d0err / dzerr: clipped to [0, 1] even with clip=False (docs/features.md#standardisation)
     np.testing.assert_allclose(x[12], [0.0, 0.3, 1.0], rtol=1e-6)
     np.testing.assert_allclose(x[14], [0.05, 1.0, 0.0], rtol=1e-6)
 
@@ -367,7 +367,7 @@ def test_build_inputs_on_20k_jets():
 # --- pairwise features ------------------------------------------------------------------------------
 
 def pair_by_hand(a, b, eps=1e-8) -> list[float]:
-    """[ln kT, ln z, ln Δ, ln m²] of one pair, scalar math (SPEC 1.5)."""
+    """[ln kT, ln z, ln Δ, ln m²] of one pair, scalar math (docs/features.md#pair-features)."""
 
     def pt_y_phi(v):
         px, py, pz, e = v
@@ -497,7 +497,7 @@ def test_pairwise_mask_zeroes_padded_pairs():
 
 def test_pairwise_dtype_and_self_pair_mass_noise():
     # A light particle (m = 1 MeV) at |p| ≈ 110 GeV: self-pair m² = 4 m² = 4e-6 GeV² is a
-    # cancellation of two ≈ 4.8e4 GeV² terms (pitfall 5).
+    # cancellation of two ≈ 4.8e4 GeV² terms (docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise).
     p = [60.0, -45.0, 80.0]
     mass = 1e-3
     vec = p + [math.sqrt(sum(x * x for x in p) + mass**2)]

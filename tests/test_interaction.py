@@ -1,4 +1,4 @@
-"""Tests of partnb.analysis.interaction (SPEC 4.5, 4.6) against brute force on a tiny random
+"""Tests of partnb.analysis.interaction (docs/analyses.md#zero-u-ablation, docs/analyses.md#interaction-dependent-and-non-binary-computation) against brute force on a tiny random
 ParT, and of the tables notebook 06 writes on the tiny run."""
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ def test_06_tables_are_sane(tiny_run):
     u_rows = _read(figs / "06_u_structure.csv")
     assert [r["head"] for r in u_rows] == ["0", "1", "all"]  # tiny: 2 heads
     for r in u_rows:
-        assert float(r["u_min"]) >= -0.17 - 1e-4  # U is a GELU output (SPEC 1.6)
+        assert float(r["u_min"]) >= -0.17 - 1e-4  # U is a GELU output (docs/model.md#pair-embedding-u)
         assert _finite_in_unit(r["self_rank_mean"]) and _finite_in_unit(r["frac_self_lowest"])
     dist = _read(figs / "06_u_distribution.csv")
     widths = np.array([float(r["u_high"]) - float(r["u_low"]) for r in dist])

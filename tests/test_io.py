@@ -61,7 +61,7 @@ def make_jets(seed: int, n_jets: int = N_JETS, counts=None) -> dict[str, np.ndar
 
 
 def hand_kinematics(px, py, pz, e):
-    """Hand calculation (plain Python, one jet) of the converter kinematics (SPEC 2.4)."""
+    """Hand calculation (plain Python, one jet) of the converter kinematics (docs/datasets.md#top-landscape)."""
     jx, jy, jz, je = sum(px), sum(py), sum(pz), sum(e)
     jpt = math.hypot(jx, jy)
     jeta = math.asinh(jz / jpt)
@@ -87,7 +87,7 @@ def jagged(values, counts, dtype=np.float32):
 
 
 def jetclass_branches(j: dict[str, np.ndarray]) -> dict[str, object]:
-    """All SPEC 2.1 branches with the real dtypes (labels mixed)."""
+    """All docs/datasets.md#jetclass branches with the real dtypes (labels mixed)."""
     counts = j["counts"]
     idx = np.repeat(np.arange(len(counts)), counts)
     jx, jy, jz, je = (np.bincount(idx, j[k], len(counts)) for k in ("px", "py", "pz", "energy"))

@@ -1,4 +1,4 @@
-"""|A|/|U| accumulators (SPEC 4.2) against brute force — the paired correct ratio and the
+"""|A|/|U| accumulators (docs/analyses.md#magnitude-ratio-of-a-and-u) against brute force — the paired correct ratio and the
 papers' unpaired as-coded recipe written out literally — and notebook 04's tables on the
 tiny run."""
 
@@ -96,7 +96,7 @@ def test_correct_ratio_equals_brute_force():
 
 def test_as_coded_ratio_is_the_papers_unpaired_recipe():
     """Per batch: stack the blocks, flatten, drop non-finite separately, cut to the shorter,
-    keep |U| > 0, ratio — exactly the reference scripts' steps (SPEC 4.2)."""
+    keep |U| > 0, ratio — exactly the reference scripts' steps (docs/analyses.md#ratio-as-coded)."""
     rng = np.random.default_rng(12)
     batches = _batches(rng)
     acc = MagnitudeRatio(L, groups=4)

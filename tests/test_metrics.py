@@ -1,4 +1,4 @@
-"""Metrics of SPEC 3 checked against values worked out by hand on tiny, written-out inputs."""
+"""Metrics of docs/metrics.md#metrics checked against values worked out by hand on tiny, written-out inputs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests of partnb.model: ParT (SPEC 1), probes (4.0), interventions (4.5, 4.7), checkpoints (1.11)."""
+"""Tests of partnb.model: ParT (docs/model.md#the-model), probes (docs/analyses.md#what-is-captured), interventions
+(docs/analyses.md#zero-u-ablation, docs/analyses.md#top-k-attention), checkpoints (docs/model.md#state-dict-keys)."""
 
 from __future__ import annotations
 

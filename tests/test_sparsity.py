@@ -1,4 +1,4 @@
-"""Attention-sparsity accumulators (SPEC 4.1, 4.3) against brute force on small random inputs,
+"""Attention-sparsity accumulators (docs/analyses.md#attention-distribution, docs/analyses.md#attention-heat-maps) against brute force on small random inputs,
 and the sanity of notebook 03's tables on the tiny run."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def test_bin_index_is_numpys_histogram_convention():
         idx = bin_index(torch.as_tensor(values), edges).numpy()
         counts = np.bincount(idx, minlength=len(edges) - 1)
         assert counts.tolist() == np.histogram(values, edges)[0].tolist()
-    # pitfall 15: exactly 1 lands in the last bin, 0.95 too, exact 0 in the first
+    # docs/pitfalls.md#pitfall-15-numpy-histogram-edges: exactly 1 lands in the last bin, 0.95 too, exact 0 in the first
     assert bin_index(torch.tensor([1.0, 0.95, 0.0]), LINEAR_EDGES).tolist() == [19, 19, 0]
 
 

@@ -1,4 +1,4 @@
-"""kT subjets, lepton and inter-subjet attention fractions (SPEC 4.4, 4.7) against brute
+"""kT subjets, lepton and inter-subjet attention fractions (docs/analyses.md#kt-subjets, docs/analyses.md#lepton-attention-fraction, docs/analyses.md#inter-subjet-attention-fraction) against brute
 force on small random inputs and a tiny random model; sanity of notebook 05's tables."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_kt_subjets_cover_every_particle_sorted_by_pt():
         assert sorted(set(lab.tolist())) == [0, 1, 2]
         pt = [np.hypot(*jets.vectors[k, :2, :n][:, lab == s].sum(axis=1)) for s in range(3)]
         assert pt[0] >= pt[1] >= pt[2]
-        # independent mapping by 4-momentum equality (SPEC 4.4's original rule)
+        # independent mapping by 4-momentum equality (the scripts' original rule, docs/analyses.md#kt-subjets)
         pjs = [fastjet.PseudoJet(*map(float, jets.vectors[k, :, i])) for i in range(n)]
         cs = fastjet.ClusterSequence(pjs, fastjet.JetDefinition(fastjet.kt_algorithm, 0.8))
         by_momentum = np.full(n, -1)

@@ -1,4 +1,4 @@
-"""Tests of partnb.analysis.topk (SPEC 4.7) on a tiny random ParT, and of the tables notebook
+"""Tests of partnb.analysis.topk (docs/analyses.md#top-k-attention) on a tiny random ParT, and of the tables notebook
 07 writes on the tiny run."""
 
 from __future__ import annotations

@@ -2,19 +2,19 @@
 
 Companion to arXiv 2512.00210 ("Why Is Attention Sparse in Particle Transformer?"):
 
-* :func:`ablation_rows` -- the zero-U ablation table (SPEC 4.5): the trained model, U := 0
+* :func:`ablation_rows` -- the zero-U ablation table (docs/analyses.md#zero-u-ablation): the trained model, U := 0
   (``Intervention(zero_u=True)``), the literal ablation (PairEmbed parameters zeroed,
   :func:`~partnb.model.part.zero_pair_embed_params`), the control the paper lacks, A := 0 with
   U kept (``Intervention(zero_a=True)``), and ParT-plain, each with accuracy, both AUC
-  flavours and the rejections of SPEC 3; :func:`ablation_verdict` words what the two
+  flavours and the rejections of docs/metrics.md#background-rejection; :func:`ablation_verdict` words what the two
   ablations together say, from the measured numbers and stated thresholds.
 * :class:`InteractionCounter` -- the interaction-dependent and non-binary computations and
-  their correlation (SPEC 4.6): per unit of computation (jet, layer, head, real query i),
+  their correlation (docs/analyses.md#interaction-dependent-and-non-binary-computation): per unit of computation (jet, layer, head, real query i),
   D = [argmax_j (A + U)_ij != argmax_j A_ij] (real keys j, ties to the lowest index) and
   N = [max_j W_ij < 0.8]; rates, token coverages, the phi coefficient of D and N, and the
   Pearson correlation of the per-token counts, each with a jackknife error over jet groups.
 * :func:`interaction_metrics` -- the counter run on float32 and float64 pair features in
-  lockstep (SPEC pitfall 5), with the fraction of argmax decisions that flip.
+  lockstep (docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise), with the fraction of argmax decisions that flip.
 * :class:`UStructure` -- the distribution of U over real pairs, self pairs (diagonal)
   against the others, per head: does U suppress self-attention?
 * :class:`RowVariation` -- per layer and head, how much of each attention row's variation
@@ -57,7 +57,7 @@ __all__ = [
     "subset_inputs",
 ]
 
-#: A row is non-binary when its largest attention weight is below this (SPEC 4.6).
+#: A row is non-binary when its largest attention weight is below this (docs/analyses.md#interaction-dependent-and-non-binary-computation).
 NON_BINARY_THRESHOLD = 0.8
 #: An ablation "collapses" the tagger when it loses at least this fraction of the
 #: above-chance accuracy (used by :func:`ablation_verdict`).
@@ -109,7 +109,7 @@ def subset_inputs(inputs, index: np.ndarray):
                      inputs.feature_names)
 
 
-# --- zero-U ablation (SPEC 4.5) ------------------------------------------------------------
+# --- zero-U ablation (docs/analyses.md#zero-u-ablation) ------------------------------------------------------------
 
 
 def _bootstrap_error(fn, labels: np.ndarray, scores: np.ndarray, n: int = 20, seed: int = 0) -> float:
@@ -127,7 +127,7 @@ def _bootstrap_error(fn, labels: np.ndarray, scores: np.ndarray, n: int = 20, se
 def metrics_row(model_name: str, intervention: str, labels: np.ndarray, logits: np.ndarray,
                 dataset: str, bootstrap: int = 20) -> dict:
     """One row of the ablation / top-k tables: accuracy (binomial error), AUC (bootstrap
-    error), both AUC flavours for multi-class data, rejections (SPEC 3) with their errors."""
+    error), both AUC flavours for multi-class data, rejections (docs/metrics.md#background-rejection) with their errors."""
     from partnb.metrics import auc_ovo, evaluate, softmax
 
     result = evaluate(labels, logits, dataset)
@@ -156,7 +156,7 @@ def published_row(model_name: str, published: dict) -> dict:
 
 def ablation_rows(model, inputs, dataset: str, *, batch_size: int = 100, plain_model=None,
                   published: Sequence[tuple[str, dict]] = (), progress: bool = False) -> list[dict]:
-    """The zero-U ablation table (SPEC 4.5) plus the A := 0 control and ParT-plain.
+    """The zero-U ablation table (docs/analyses.md#zero-u-ablation) plus the A := 0 control and ParT-plain.
 
     Args:
         model: the trained ParT (with pair embedding).
@@ -237,12 +237,12 @@ def ablation_verdict(rows: Sequence[dict], labels: np.ndarray) -> dict:
             "sentence": f"{numbers}: {text} {rule}."}
 
 
-# --- interaction-dependent and non-binary computation (SPEC 4.6) ---------------------------
+# --- interaction-dependent and non-binary computation (docs/analyses.md#interaction-dependent-and-non-binary-computation) ---------------------------
 
 
 def argmax_decisions(a: Tensor, u: Tensor, weights: Tensor, padding_mask: Tensor,
                      threshold: float = NON_BINARY_THRESHOLD) -> dict[str, Tensor]:
-    """Per computation (b, h, i): the argmax keys and the D and N indicators (SPEC 4.6).
+    """Per computation (b, h, i): the argmax keys and the D and N indicators (docs/analyses.md#interaction-dependent-and-non-binary-computation).
 
     Args:
         a, u, weights: (B, H, P, P) A, U and the post-softmax weights W of one block.
@@ -265,7 +265,7 @@ def argmax_decisions(a: Tensor, u: Tensor, weights: Tensor, padding_mask: Tensor
 
 
 class InteractionCounter:
-    """Streaming counts of SPEC 4.6 over the particle blocks (class blocks excluded).
+    """Streaming counts of docs/analyses.md#interaction-dependent-and-non-binary-computation over the particle blocks (class blocks excluded).
 
     Per jet group g (jet index modulo 10, for the jackknife) it keeps: computations, ΣD, ΣN,
     ΣDN; tokens, tokens with D = 1 somewhere (coverage), tokens with N = 1 somewhere; and the
@@ -423,10 +423,10 @@ class InteractionCounter:
 
 def interaction_metrics(model, inputs, *, batch_size: int = 100, compare_float64: bool = True,
                         consumers: Sequence[object] = (), progress: bool = False) -> dict:
-    """SPEC 4.6 metrics on float32 pair features and (optionally) float64 ones, in lockstep.
+    """The metrics of docs/analyses.md#interaction-dependent-and-non-binary-computation on float32 pair features and (optionally) float64 ones, in lockstep.
 
     Each batch runs through :func:`~partnb.analysis.stream.stream_attention` twice (pair
-    features computed in float32, then in float64 and cast, SPEC pitfall 5), so that every
+    features computed in float32, then in float64 and cast, docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise), so that every
     argmax decision can be compared between the two without storing more than one batch.
 
     Args:
@@ -558,7 +558,7 @@ def as_coded_sentence(results: dict[str, dict], published: dict) -> dict:
 class UStructure:
     """Distribution of U over real pairs, diagonal (self pairs) vs off-diagonal, per head.
 
-    U is the same for every particle block (SPEC 1.6), so only block ``layer`` is read.
+    U is the same for every particle block (docs/model.md#pair-embedding-u), so only block ``layer`` is read.
     Kept per head: histograms on :data:`U_EDGES` (values outside clipped into the end bins),
     count, sum and sum of squares of U for diagonal and off-diagonal pairs, and the self
     rank of each real row with n >= 2: (#{j != i: U_ij < U_ii} + ½ #{j != i: U_ij = U_ii}) /

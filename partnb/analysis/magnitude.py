@@ -1,4 +1,4 @@
-"""Pre-softmax magnitudes: is the interaction term U larger than the attention term A? (SPEC 4.2)
+"""Pre-softmax magnitudes: is the interaction term U larger than the attention term A? (docs/analyses.md#magnitude-ratio-of-a-and-u)
 
 The sparse-attention paper (arXiv 2512.00210) histograms |A|/|U| in decade bins and reports a
 peak at 10⁴–10⁵ on JetClass. Two readings:
@@ -7,7 +7,7 @@ peak at 10⁴–10⁵ on JetClass. Two readings:
   particles (i, j < n), every particle block ℓ and head h (U is the same for all blocks, so
   each U value enters L times). Pairs with U = 0 exactly are excluded and counted.
 * **as coded** — the reference scripts (TLG ``get_remade_*_PSS.py``): A' from the buggy second
-  attention call (SPEC 4.0) and U + M, both (B, H, P, P) per block at the untrimmed
+  attention call (docs/analyses.md#the-capture-bug-of-the-papers-scripts) and U + M, both (B, H, P, P) per block at the untrimmed
   P = ``max_particles``; both stacks flattened (block-major), the non-finite values dropped
   from each separately (only the −∞ of padded keys in U + M), both cut to the shorter length,
   entries with |U| > 0 kept, ratio |A'|/|U|. After the first padded key the two arrays are no
@@ -91,7 +91,7 @@ def _decades(hist: np.ndarray) -> np.ndarray:
 
 
 class MagnitudeRatio:
-    """Streaming consumer of A, U (and A') of the particle blocks (SPEC 4.2).
+    """Streaming consumer of A, U (and A') of the particle blocks (docs/analyses.md#magnitude-ratio-of-a-and-u).
 
     Feed it a pass with ``capture=("A", "U")`` (and ``as_coded=True`` plus
     :func:`~partnb.analysis.sparsity.untrimmed` for the as-coded variant).
@@ -345,7 +345,7 @@ def magnitude_ratio(model, inputs, *, batch_size: int = 100, groups: int = 20,
                     progress: bool = False, desc: str = "|A|/|U|") -> MagnitudeRatio:
     """One streamed pass of ``model`` over ``inputs`` with the trimmer off (P =
     ``max_particles``, as the reference scripts), recording A, U and the as-coded A' of every
-    particle block (SPEC 4.2). Returns the filled accumulator."""
+    particle block (docs/analyses.md#magnitude-ratio-of-a-and-u). Returns the filled accumulator."""
     from partnb.analysis.sparsity import untrimmed
     from partnb.analysis.stream import stream_attention
 

@@ -23,7 +23,7 @@ def metrics_rows(result: dict, dataset: str, published: dict | None = None, labe
 
 def roc_curves(labels: np.ndarray, scores: np.ndarray, classes, dataset: str) -> dict:
     """Signal efficiency vs background rejection per signal class against QCD (JetClass),
-    or class 0 against class 1 (binary), with the discriminant of SPEC 3."""
+    or class 0 against class 1 (binary), with the discriminant of docs/metrics.md#background-rejection."""
     from sklearn.metrics import roc_curve
 
     labels = np.asarray(labels)

@@ -26,8 +26,8 @@ import numpy as np
 
 __all__ = ["Fit", "PAPER_SCALE", "extrapolation_row", "fit_logistic_log", "fit_power_law"]
 
-#: the papers' training scale: training jets and optimiser steps (ParT paper, SPEC training
-#: recipes: JetClass 50 epochs × 10 000 × 1024 samples at batch 512 ≈ 1.0M steps; TL 20 epochs ×
+#: the papers' training scale: training jets and optimiser steps (ParT paper, training recipes of
+#: docs/training.md#the-published-recipes: JetClass 50 epochs × 10 000 × 1024 samples at batch 512 ≈ 1.0M steps; TL 20 epochs ×
 #: 2400 × 512 samples at batch 512 = 48k steps; QG 20 epochs × 1.6M at batch 512 ≈ 62.5k steps)
 PAPER_SCALE = {
     "jetclass": {"jets": 100_000_000, "steps": 50 * 10_000 * 1024 // 512},

@@ -1,8 +1,8 @@
-"""How sparse ("binary") is post-softmax attention? Streaming histograms and counters (SPEC 4.1, 4.3).
+"""How sparse ("binary") is post-softmax attention? Streaming histograms and counters (docs/analyses.md#attention-distribution, docs/analyses.md#binary-fractions, docs/analyses.md#attention-heat-maps).
 
 The sparse-attention paper (arXiv 2512.00210) and Wang et al. (ML4PS 2024, Fig. 1 left) show
 the distribution of the post-softmax weights W of all particle blocks and heads in 20 linear
-bins on [0, 1] with a log y axis. Two things change that picture (SPEC 4.0, 4.1, pitfall 4):
+bins on [0, 1] with a log y axis. Two things change that picture (docs/analyses.md#the-capture-bug-of-the-papers-scripts, docs/analyses.md#attention-distribution, docs/pitfalls.md#pitfall-4-padding-must-be-masked-and-excluded):
 
 * **correct** — W of the normal forward pass, query *and* key real particles only (i, j < n);
 * **as coded** — what the papers' scripts histogram: the second-call weights
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 #: The papers' binning: 20 equal bins on [0, 1]; numpy convention, the last bin is closed
-#: (SPEC pitfall 15: weights exactly 1 land in [0.95, 1], exact zeros in [0, 0.05)).
+#: (docs/pitfalls.md#pitfall-15-numpy-histogram-edges: weights exactly 1 land in [0.95, 1], exact zeros in [0, 0.05)).
 LINEAR_EDGES = np.linspace(0.0, 1.0, 21, dtype=np.float32)
 #: Log bins: [0, 1e-8) (exact zeros and underflow), then 4 bins per decade up to 1 (closed).
 LOG_EDGES = np.concatenate(([0.0], np.logspace(-8, 0, 33))).astype(np.float32)
@@ -114,7 +114,7 @@ def jackknife_ratio(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
 @contextlib.contextmanager
 def untrimmed(model) -> Iterator[object]:
     """Switch the model's sequence trimmer off inside the block (P = ``max_particles``,
-    as the reference scripts' histograms; SPEC 1.3, 4.1). Lossless for real particles."""
+    as the reference scripts' histograms; docs/model.md#sequence-trimmer, docs/analyses.md#attention-distribution). Lossless for real particles."""
     trimmer = getattr(model, "trimmer", None)
     previous = None if trimmer is None else trimmer.enabled
     if trimmer is not None:
@@ -129,7 +129,7 @@ def untrimmed(model) -> Iterator[object]:
 #: Entry codes c = ceil(100 w) (0: w = 0 exactly; 100: w > 0.99); code c > 0 lies in linear
 #: bin (c − 1) // 5, code 0 in the first: bins (k/20, (k+1)/20], so an entry exactly on an
 #: inner edge k/20 goes to the lower bin, unlike np.histogram — immaterial for softmax
-#: outputs, while exact zeros and exact ones land where numpy puts them (pitfall 15).
+#: outputs, while exact zeros and exact ones land where numpy puts them (docs/pitfalls.md#pitfall-15-numpy-histogram-edges).
 _CODES = 101
 assert ENTRY_THRESHOLD == (_CODES - 2) / (_CODES - 1), "code 100 must mean w > ENTRY_THRESHOLD"
 _LOG_SHIFT = torch.tensor(33.0)  # log bin of w: floor(4 log10 w + 33), clamped to [0, 32]
@@ -143,7 +143,7 @@ _N_COUNTERS = 6
 
 class AttentionSparsity:
     """Streaming consumer (for :func:`~partnb.analysis.stream.stream_attention`) of the
-    post-softmax attention of the particle blocks, correct and as coded (SPEC 4.1).
+    post-softmax attention of the particle blocks, correct and as coded (docs/analyses.md#attention-distribution).
 
     Feed it a pass with ``capture=("P",)`` (and ``as_coded=True`` for the as-coded variant),
     ideally inside :func:`untrimmed` so the as-coded maps span ``max_particles``.
@@ -243,7 +243,7 @@ class AttentionSparsity:
         group = np.asarray(batch.index) % K
         real = ~padding  # (B, P)
         n = real.sum(dim=1)
-        has = n > 0  # jets with n = 0 give NaN rows (pitfall 4): skipped
+        has = n > 0  # jets with n = 0 give NaN rows (docs/pitfalls.md#pitfall-4-padding-must-be-masked-and-excluded): skipped
         # every entry that counts, gathered once: codes c = ceil(100 w) per (jet, head) give
         # the linear bins, exact zeros and w > 0.99; codes of log10 w give the log bins
         layout = pair_layout({"padding_mask": padding}, batch, H, real_only=real_only)
@@ -419,7 +419,7 @@ class AttentionSparsity:
 def heatmap_jet(inputs, class_index: int, *, max_particles: int = 30, min_particles: int = 8) -> int:
     """Index (in ``inputs``) of a readable example jet of a class for the heat map: the first
     jet of the class whose n is closest to the class median, capped at ``max_particles`` (a
-    readable map; the SPEC 4.3 example has n = 14) and at least ``min_particles`` when possible."""
+    readable map; the docs/analyses.md#attention-heat-maps example has n = 14) and at least ``min_particles`` when possible."""
     from partnb.analysis.stream import AnalysisError
 
     pick = np.flatnonzero(np.asarray(inputs.label) == class_index)
@@ -432,7 +432,7 @@ def heatmap_jet(inputs, class_index: int, *, max_particles: int = 30, min_partic
 
 def attention_heatmaps(model, inputs, jet: int, *, layer: int = -1) -> dict[str, np.ndarray]:
     """Post-softmax attention of one jet and one particle block, every head, cut to the
-    jet's n real particles (SPEC 4.3): ``{"correct": W (H, n, n), "as_coded": W' (H, n, n)}``,
+    jet's n real particles (docs/analyses.md#attention-heat-maps): ``{"correct": W (H, n, n), "as_coded": W' (H, n, n)}``,
     rows = query, columns = key (pT-ordered). ``layer`` may be negative (-1 = last block)."""
     from partnb.model.part import AttentionProbe
 
@@ -472,7 +472,7 @@ def attention_sparsity(model, inputs, classes: Sequence[str], *, batch_size: int
                        groups: int = 20, progress: bool = False, desc: str = "attention"
                        ) -> AttentionSparsity:
     """One streamed pass of ``model`` over ``inputs`` with the trimmer off, recording W and
-    the as-coded W' of every particle block (SPEC 4.1). Returns the filled accumulator."""
+    the as-coded W' of every particle block (docs/analyses.md#attention-distribution). Returns the filled accumulator."""
     from partnb.analysis.stream import stream_attention
 
     acc = AttentionSparsity(len(model.blocks), model.config["num_heads"], classes, groups=groups)

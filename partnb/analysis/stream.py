@@ -1,8 +1,8 @@
 """Streaming attention analyses: one forward pass per batch, consumers fed layer by layer.
 
 Every attention analysis of the papers reduces per-(jet, layer, head) attention maps to
-histograms and counters. Holding the maps is what broke the reference scripts (SPEC pitfall
-12: 4 MiB per jet and quantity at P = 128), so here the model runs batch by batch with an
+histograms and counters. Holding the maps is what broke the reference scripts (docs/pitfalls.md#pitfall-12-attention-maps-do-not-fit-in-memory:
+4 MiB per jet and quantity at P = 128), so here the model runs batch by batch with an
 :class:`~partnb.model.part.AttentionProbe` whose records are handed, block by block, to
 *consumers* and then dropped. Memory is that of one block of one batch, whatever the number
 of jets.
@@ -17,7 +17,7 @@ A consumer is any object with a method ``update(key, record, batch)``:
 
 Consumers may also define ``update_logits(logits, batch)`` to see the model's output.
 
-Only entries with query and key both real particles are meaningful (SPEC pitfall 4):
+Only entries with query and key both real particles are meaningful (docs/pitfalls.md#pitfall-4-padding-must-be-masked-and-excluded):
 :func:`real_pairs` and :func:`real_queries` give the masks, and :func:`pair_layout` the
 positions of those entries, computed once per batch and shared by every block and consumer.
 
@@ -236,7 +236,7 @@ def stream_attention(
             :class:`~partnb.model.part.AttentionProbe`).
         intervention: an :class:`~partnb.model.part.Intervention` for every call.
         vectors_dtype: dtype of the 4-vectors the pair features are computed from (float64
-            for the precision study of SPEC pitfall 5); default float32.
+            for the precision study of docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise); default float32.
         progress: tqdm bar.
 
     Returns:

@@ -1,20 +1,20 @@
 """Attention and jet substructure: kT exclusive subjets, η–φ attention graphs, the lepton
-attention fraction and the inter-subjet attention fraction (SPEC 4.4, 4.7).
+attention fraction and the inter-subjet attention fraction (docs/analyses.md#eta-phi-attention-graphs, docs/analyses.md#kt-subjets, docs/analyses.md#lepton-attention-fraction, docs/analyses.md#inter-subjet-attention-fraction).
 
 Wang et al. (ML4PS 2024, Fig. 2–3) and the sparse-attention paper (arXiv 2512.00210) draw the
 attention of the last particle block in the (Δη, Δφ) plane with the jet's kT subjets, and ask
 two numeric questions:
 
-* does a head of a t→bℓν jet look at the lepton? (lepton attention fraction, SPEC 4.7)
-* does attention stay inside a prong or cross between prongs? (inter-subjet fraction, SPEC 4.7)
+* does a head of a t→bℓν jet look at the lepton? (lepton attention fraction, docs/analyses.md#lepton-attention-fraction)
+* does attention stay inside a prong or cross between prongs? (inter-subjet fraction, docs/analyses.md#inter-subjet-attention-fraction)
 
 Everything streams through :func:`partnb.analysis.stream.stream_attention`: the consumers
 below reduce each block's weights of each batch to a few numbers per (jet, layer, head) and
 drop the maps; only the n×n maps of the last block of the few jets that are drawn are kept.
 
 The subjets are FastJet's kt algorithm, R = 0.8, E-scheme, on the n real 4-vectors of each
-jet, **exclusive jets of the whole clustering sequence** (``exclusive_jets(N)``; SPEC pitfall
-10: ``inclusive_jets()[0]`` can leave particles unassigned). Particles are mapped to subjets
+jet, **exclusive jets of the whole clustering sequence** (``exclusive_jets(N)``; docs/pitfalls.md#pitfall-10-kt-subjets-of-a-reclustered-jet:
+``inclusive_jets()[0]`` can leave particles unassigned). Particles are mapped to subjets
 through the subjets' constituents and their ``user_index`` (the particle's slot in the jet),
 not by 4-momentum equality, which fails for identical momenta; unmatched real particles get
 −1 (counted and reported).
@@ -61,10 +61,10 @@ __all__ = [
     "substructure_plan",
 ]
 
-#: Particle-type codes used for the markers of the graphs (SPEC 4.4); -1 = PID unknown.
+#: Particle-type codes used for the markers of the graphs (docs/analyses.md#eta-phi-attention-graphs); -1 = PID unknown.
 PID_CODES = {"unknown": -1, "other": 0, "charged hadron": 1, "neutral hadron": 2, "photon": 3,
              "electron": 4, "muon": 5}
-#: PID flag branch of each code (the flags of the JetClass layout, SPEC 2.1).
+#: PID flag branch of each code (the flags of the JetClass layout, docs/datasets.md#jetclass).
 PID_FLAGS = {1: "part_isChargedHadron", 2: "part_isNeutralHadron", 3: "part_isPhoton",
              4: "part_isElectron", 5: "part_isMuon"}
 #: The kinematic feature-set channels PID is read from when the model's set lacks it.
@@ -78,7 +78,7 @@ _PID_FEATURE_SET = "kinpid"
 
 @dataclass(frozen=True)
 class JetType:
-    """A jet type drawn and analysed with ``n_subjets`` kT exclusive subjets (SPEC 4.4, 4.7)."""
+    """A jet type drawn and analysed with ``n_subjets`` kT exclusive subjets (docs/analyses.md#kt-subjets, docs/analyses.md#lepton-attention-fraction, docs/analyses.md#inter-subjet-attention-fraction)."""
 
     slug: str
     label: str
@@ -109,7 +109,7 @@ def substructure_plan(dataset: str) -> SubstructurePlan:
     """What notebook 05 does on ``dataset`` (a key of ``DATASETS``), by the dataset's design.
 
     JetClass: t→bℓν (2 subjets, lepton fraction), t→bqq' (3) and H→4q (4) with the
-    inter-subjet fraction (SPEC 4.7). TopLandscape: hadronic top jets (3 subjets). Quark-gluon:
+    inter-subjet fraction (docs/analyses.md#inter-subjet-attention-fraction). TopLandscape: hadronic top jets (3 subjets). Quark-gluon:
     one quark and one gluon graph with 2 subjets, no fractions. A class the design names but
     the data lack is an error (raised later by :func:`analysis_inputs`), not a skip.
     """
@@ -141,7 +141,7 @@ def substructure_plan(dataset: str) -> SubstructurePlan:
 
 @dataclass
 class SubjetAssignment:
-    """kT exclusive subjets of a set of jets (SPEC 4.4, pitfall 10).
+    """kT exclusive subjets of a set of jets (docs/analyses.md#kt-subjets, docs/pitfalls.md#pitfall-10-kt-subjets-of-a-reclustered-jet).
 
     Attributes:
         labels: (B, P) subjet index per particle slot, subjets sorted by pT descending
@@ -165,7 +165,7 @@ class SubjetAssignment:
     @property
     def uniform_intersubjet_fraction(self) -> np.ndarray:
         """(B,) the inter-subjet fraction of uniform attention: the share of ordered pairs
-        i ≠ j of real particles in different subjets (SPEC 4.7 reference); NaN if not used."""
+        i ≠ j of real particles in different subjets (the reference of docs/analyses.md#inter-subjet-attention-fraction); NaN if not used."""
         out = np.full(len(self.used), np.nan)
         for k in np.flatnonzero(self.used & (self.n_particles > 1)):
             n = int(self.n_particles[k])
@@ -184,7 +184,7 @@ class SubjetAssignment:
 
 def kt_subjets(vectors: np.ndarray, n_particles: np.ndarray, n_subjets: int,
                radius: float = 0.8) -> SubjetAssignment:
-    """Map every real particle to one of the jet's N kT exclusive subjets (SPEC 4.4).
+    """Map every real particle to one of the jet's N kT exclusive subjets (docs/analyses.md#kt-subjets).
 
     FastJet kt, R = ``radius``, E-scheme, on the n real (px, py, pz, E) of each jet;
     ``exclusive_jets(N)`` of the whole sequence, sorted by pT descending. Each input
@@ -290,7 +290,7 @@ def particle_types(params, inputs) -> tuple[np.ndarray | None, str]:
 
 
 # --------------------------------------------------------------------------------------
-# Streaming consumers (SPEC 4.7)
+# Streaming consumers (docs/analyses.md#lepton-attention-fraction, docs/analyses.md#inter-subjet-attention-fraction)
 # --------------------------------------------------------------------------------------
 
 
@@ -300,7 +300,7 @@ def _crop(per_jet: np.ndarray, batch, width: int) -> torch.Tensor:
 
 
 class LeptonAttentionFraction:
-    """Lepton attention fraction of the last particle block (SPEC 4.7, AW Fig. 3 left).
+    """Lepton attention fraction of the last particle block (docs/analyses.md#lepton-attention-fraction, AW Fig. 3 left).
 
     For each jet with at least one lepton (electron or muon) and each head,
     F = Σ_i Σ_{j∈leptons} W_ij / Σ_i Σ_j W_ij over real i, j (the denominator is n).
@@ -347,7 +347,7 @@ class LeptonAttentionFraction:
 
 
 class InterSubjetAttentionFraction:
-    """Inter-subjet attention fraction per (jet, layer, head) (SPEC 4.7, AW Fig. 3).
+    """Inter-subjet attention fraction per (jet, layer, head) (docs/analyses.md#inter-subjet-attention-fraction, AW Fig. 3).
 
     F = Σ_{i≠j, s_i≠s_j} W_ij / Σ_{i≠j} W_ij over real i, j. The label −1 (particles in no
     subjet) is compared like any other subjet index, so the unmatched particles form one
@@ -384,14 +384,14 @@ class InterSubjetAttentionFraction:
 
 
 def softmax_over_real_keys(a: torch.Tensor, n: int) -> torch.Tensor:
-    """The papers' graph variant (TLG, SPEC 4.4): softmax over the n real keys of the
+    """The papers' graph variant (TLG, docs/analyses.md#eta-phi-attention-graphs): softmax over the n real keys of the
     pre-softmax A alone (no U, no mask), for a (H, P, P) block cut to (H, n, n)."""
     return torch.softmax(a[:, :n, :n].double(), dim=-1)
 
 
 @dataclass
 class GraphJet:
-    """One drawn jet: its particles and the last block's n×n maps per head (SPEC 4.4)."""
+    """One drawn jet: its particles and the last block's n×n maps per head (docs/analyses.md#eta-phi-attention-graphs)."""
 
     position: int
     layer: int
@@ -473,7 +473,7 @@ def _graph_jet(inputs, position: int, layer: int, subjets: SubjetAssignment, pid
 def analyse_jet_type(params, jet_type: JetType, models: Mapping[str, object], *,
                      n_jets: int | None = None, graph_jet: int = 0, batch_size: int | None = None,
                      progress: bool = False) -> JetTypeResult:
-    """Subjets, PID, graph maps and fractions of one jet type for each model (SPEC 4.4, 4.7).
+    """Subjets, PID, graph maps and fractions of one jet type for each model (docs/analyses.md#eta-phi-attention-graphs, docs/analyses.md#kt-subjets, docs/analyses.md#lepton-attention-fraction, docs/analyses.md#inter-subjet-attention-fraction).
 
     Args:
         params: the run's params.
@@ -564,7 +564,7 @@ def fraction_summary(values: np.ndarray, *, n_boot: int = 200, seed: int = 0) ->
 
 def fraction_histogram_rows(values: Mapping[str, np.ndarray], *, bins: int = 50,
                             extra: Mapping[str, object] | None = None) -> list[dict]:
-    """50 bins on [0, 1], density and counts per model (SPEC 4.7; NaN entries skipped)."""
+    """50 bins on [0, 1], density and counts per model (docs/analyses.md#inter-subjet-attention-fraction, docs/analyses.md#lepton-attention-fraction; NaN entries skipped)."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     hists = {}
     for name, v in values.items():
@@ -662,7 +662,7 @@ def graph_weight_maps(graph: GraphJet, variant: str = "W", *, decimals: int = 6)
 
 def graph_weight_rows(graph: GraphJet, variant: str = "W", *, min_alpha: float = 0.0) -> list[dict]:
     """Long table of one variant's weights: the (head, query, key) of the n×n maps whose
-    min-max-normalised line alpha (SPEC 4.4) is at least ``min_alpha`` (0: every pair; the
+    min-max-normalised line alpha (docs/analyses.md#eta-phi-attention-graphs) is at least ``min_alpha`` (0: every pair; the
     notebook writes the drawn lines), and whether the pair is within a subjet."""
     maps = graph.weights[variant]
     rows = []

@@ -1,13 +1,13 @@
-"""Top-k attention at inference (Wang et al., ML4PS 2024, Table 1; SPEC 4.7).
+"""Top-k attention at inference (Wang et al., ML4PS 2024, Table 1; docs/analyses.md#top-k-attention).
 
 Per particle block, head and query row only the k largest logits L = A + U over the real
 keys are kept (the others −∞) before the softmax; k = 1 is hard attention, k >= n leaves a row
 unchanged. The trained model is evaluated, without retraining, for each k of a list, with
-accuracy, AUC and the rejections of SPEC 3, and the inference speed of each pass is measured
+accuracy, AUC and the rejections of docs/metrics.md#background-rejection, and the inference speed of each pass is measured
 (jets/s). ``"all"`` means no intervention: the model's fused attention path, the baseline of
 the timing; the explicit (unfused) path without restriction is timed as well, so the cost of
 the explicit path and that of the top-k selection can be told apart. Whether the class-attention
-blocks are restricted too is not stated in the paper (SPEC 6): a parameter, default not.
+blocks are restricted too is not stated in the paper (docs/analyses.md#open-questions): a parameter, default not.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _timed_logits(model, inputs, batch_size: int, intervention) -> tuple[np.ndar
 def topk_evaluation(model, inputs, dataset: str, k_values: Sequence[int | str] = TOPK_VALUES, *,
                     batch_size: int = 100, restrict_class_blocks: bool = False,
                     progress: bool = False) -> tuple[list[dict], list[dict]]:
-    """Metrics and inference speed of the trained model under top-k attention (SPEC 4.7).
+    """Metrics and inference speed of the trained model under top-k attention (docs/analyses.md#top-k-attention).
 
     Args:
         model: the trained ParT.
@@ -72,7 +72,7 @@ def topk_evaluation(model, inputs, dataset: str, k_values: Sequence[int | str] =
     from partnb.model.part import Intervention
 
     k_values = parse_k(k_values)
-    # warm-up: the trimmer's first 5 calls are untrimmed (SPEC 1.3) and first calls are slow
+    # warm-up: the trimmer's first 5 calls are untrimmed (docs/model.md#sequence-trimmer) and first calls are slow
     warm = subset_inputs(inputs, np.arange(min(len(inputs), 6)))
     _timed_logits(model, warm, 1, None)
     threads = torch.get_num_threads()

@@ -1,19 +1,19 @@
 """Model inputs of the Particle Transformer: particle features, 4-vectors, mask, pair features.
 
 Turns jets (an ``awkward.Array`` of records with JetClass branch names, see
-:mod:`partnb.data.schema`) into the dense tensors a ParT takes (SPEC 1.2):
+:mod:`partnb.data.schema`) into the dense tensors a ParT takes (docs/model.md#tensor-layout):
 
 * ``features`` (B, C, P): the standardized particle features of a feature set
-  (``kin``, ``kinpid``, ``kinpidplus``, ``full``; SPEC 2.2), standardized as weaver's
-  "manual" preprocessing does (SPEC 2.3);
+  (``kin``, ``kinpid``, ``kinpidplus``, ``full``; docs/features.md#feature-sets), standardized as weaver's
+  "manual" preprocessing does (docs/features.md#standardisation);
 * ``vectors`` (B, 4, P): raw (px, py, pz, E) in GeV;
 * ``mask`` (B, 1, P): 1 for real, 0 for padded particles;
 
 and computes the pairwise interaction features [ln kT, ln z, ln Δ, ln m²] from the
-4-vectors exactly as weaver's ``pairwise_lv_fts`` (SPEC 1.5, pitfalls 3-5).
+4-vectors exactly as weaver's ``pairwise_lv_fts`` (docs/features.md#pair-features, docs/pitfalls.md#pitfall-3-pair-feature-order-and-definitions, docs/pitfalls.md#pitfall-4-padding-must-be-masked-and-excluded, docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise).
 
 Padding is with zeros (as the reference analysis scripts do), not weaver's "wrap"
-padding: the ParT output does not depend on the content of padded slots (SPEC 1.11), so
+padding: the ParT output does not depend on the content of padded slots (docs/model.md#invariances), so
 both give the same predictions and zeros keep padded slots recognizable.
 """
 
@@ -50,13 +50,13 @@ __all__ = [
     "required_branches",
 ]
 
-#: Floor of every logarithm of the pair features (weaver ``pairwise_lv_fts``, SPEC 1.5).
+#: Floor of every logarithm of the pair features (weaver ``pairwise_lv_fts``, docs/features.md#pair-features).
 PAIR_EPS = 1e-8
-#: weaver's default clip window of standardized features (SPEC 2.2).
+#: weaver's default clip window of standardized features (docs/features.md#standardisation).
 DEFAULT_CLIP = (-5.0, 5.0)
-#: Branches that make up ``pf_vectors`` = raw (px, py, pz, E) (SPEC 2.2).
+#: Branches that make up ``pf_vectors`` = raw (px, py, pz, E) (docs/features.md#feature-sets).
 VECTOR_BRANCHES = KINEMATIC_PARTICLE_BRANCHES[:4]  # part_px, part_py, part_pz, part_energy
-#: Integer PDG id of each particle; only the Quark-Gluon ``kinpidplus`` set needs it (SPEC 2.2).
+#: Integer PDG id of each particle; only the Quark-Gluon ``kinpidplus`` set needs it (docs/features.md#feature-sets).
 PID_BRANCH = "part_pid"
 
 
@@ -66,10 +66,10 @@ class FeatureError(ValueError):
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One row of a feature-set table (SPEC 2.2): t(x) = clip((x - center) * scale, lo, hi).
+    """One row of a feature-set table (docs/features.md#feature-sets): t(x) = clip((x - center) * scale, lo, hi).
 
     Attributes:
-        name: variable name; a branch of the jets or a derived variable (SPEC 2.2).
+        name: variable name; a branch of the jets or a derived variable (docs/features.md#derived-particle-variables).
         center: shift; ``None`` means "raw": no shift, no scale and no clip.
         scale: factor applied after the shift.
         lo, hi: clip window; ignored for raw variables.
@@ -87,12 +87,12 @@ class FeatureSpec:
         return self.center is None
 
     def transform(self, values: np.ndarray, clip: bool = True) -> np.ndarray:
-        """Standardize ``values`` as weaver does (SPEC 2.3).
+        """Standardize ``values`` as weaver does (docs/features.md#standardisation).
 
         Args:
             values: the variable's values.
             clip: apply the default ±5 window. A non-default window (d0err, dzerr: [0, 1])
-                is applied regardless, as in the reference analysis scripts (SPEC 2.3).
+                is applied regardless, as in the reference analysis scripts (docs/features.md#standardisation).
 
         Returns:
             A new array (or ``values`` itself for a raw variable).
@@ -105,7 +105,7 @@ class FeatureSpec:
         return out
 
 
-# --- derived variables (SPEC 2.2) -------------------------------------------------------
+# --- derived variables (docs/features.md#derived-particle-variables) -------------------------------------------------------
 
 def _pt(b: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.hypot(b["part_px"], b["part_py"])
@@ -148,7 +148,7 @@ def _branches_of(variable: str) -> tuple[str, ...]:
     return _DERIVED[variable][0] if variable in _DERIVED else (variable,)
 
 
-# --- feature sets (SPEC 2.2 table) ---------------------------------------------------------
+# --- feature sets (the table of docs/features.md#feature-sets) ---------------------------------------------------------
 
 _KIN_STANDARDIZED = (
     FeatureSpec("part_pt_log", 1.7, 0.7),
@@ -168,7 +168,7 @@ _IMPACT = (
     FeatureSpec("part_dzerr", 0.0, 1.0, 0.0, 1.0),
 )
 
-#: Feature sets by name, in the channel order of the checkpoints (SPEC 2.2): ``kin`` (7; also
+#: Feature sets by name, in the channel order of the checkpoints (docs/features.md#feature-sets): ``kin`` (7; also
 #: TopLandscape ``top_kin`` and QuarkGluon ``qg_kin``), ``kinpid`` (13; also ``qg_kinpid``),
 #: ``kinpidplus`` (13, QuarkGluon ``qg_kinpidplus``: indices 6, 7 are PID-weighted) and ``full`` (17).
 FEATURE_SETS: dict[str, tuple[FeatureSpec, ...]] = {
@@ -192,7 +192,7 @@ def required_branches(feature_set: str) -> tuple[str, ...]:
     """Branches (particle and jet fields) that :func:`build_inputs` reads for a feature set.
 
     The raw 4-vector branches come first (they are always needed for ``vectors``), then the
-    branches of the features in channel order, without repeats (SPEC 2.2). The ``label``
+    branches of the features in channel order, without repeats (docs/features.md#feature-sets). The ``label``
     field is optional and therefore not listed.
 
     Args:
@@ -236,7 +236,7 @@ def _check_branches(jets: ak.Array, feature_set: str) -> None:
 
 @dataclass
 class JetInputs:
-    """Dense model inputs of B jets padded/truncated to P particles (SPEC 1.2).
+    """Dense model inputs of B jets padded/truncated to P particles (docs/model.md#tensor-layout).
 
     Attributes:
         features: (B, C, P) standardized particle features, zero in padded slots.
@@ -335,31 +335,31 @@ def build_inputs(
     clip: bool = True,
     dtype: npt.DTypeLike = np.float32,
 ) -> JetInputs:
-    """Dense ParT inputs of a batch of jets (SPEC 1.2, 2.2, 2.3).
+    """Dense ParT inputs of a batch of jets (docs/model.md#tensor-layout, docs/features.md#feature-sets, docs/features.md#standardisation).
 
     Features are evaluated in float64 on the kept particles only and written into
     zero-initialised arrays, so the whole batch is processed by vectorised awkward/numpy
     operations (no Python loop over jets).
 
     Padding is with zeros, unlike weaver's ``wrap`` padding which fills padded slots with
-    particles of other jets: ParT predictions do not depend on padded content (SPEC 1.11),
+    particles of other jets: ParT predictions do not depend on padded content (docs/model.md#invariances),
     and zeros make padded slots easy to spot. Truncation keeps the first ``max_particles``
-    particles in stored order (pT-descending in all datasets; SPEC 2.1, 2.3).
+    particles in stored order (pT-descending in all datasets; docs/features.md#padding).
 
     NaN values (after standardization, as in weaver) are replaced by 0 in ``features`` and
     ``vectors``, with one :class:`RuntimeWarning` per call naming each affected variable
-    and its count (SPEC 2.3). Infinities are kept: with ``clip=True`` the standardized
+    and its count (docs/features.md#missing-values-and-labels). Infinities are kept: with ``clip=True`` the standardized
     variables are clipped anyway; with ``clip=False`` a particle with pT = 0 or E = 0 yields
     -inf in the log features, as in the reference scripts.
 
     Args:
         jets: records with the JetClass branch names (:mod:`partnb.data.schema`); must hold
             :func:`required_branches` of the feature set; ``label`` is read if present.
-        feature_set: ``kin``, ``kinpid``, ``kinpidplus`` or ``full`` (SPEC 2.2).
+        feature_set: ``kin``, ``kinpid``, ``kinpidplus`` or ``full`` (docs/features.md#feature-sets).
         max_particles: padded length P (128 for all public models).
         clip: clip standardized features to [-5, 5] as weaver does. ``False`` reproduces the
             reference analysis scripts (TLG ``build_features_and_labels``), which skip that
-            clip but still clip d0err and dzerr to [0, 1] (SPEC 2.3).
+            clip but still clip d0err and dzerr to [0, 1] (docs/features.md#standardisation).
         dtype: floating dtype of ``features``, ``vectors`` and ``mask``.
 
     Returns:
@@ -444,7 +444,7 @@ def build_inputs(
     )
 
 
-# --- pairwise features (SPEC 1.5) ------------------------------------------------------------
+# --- pairwise features (docs/features.md#pair-features) ------------------------------------------------------------
 
 
 def _as_vectors(vectors: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -508,15 +508,15 @@ def pairwise_features(
     eps: float = PAIR_EPS,
     num_features: int = 4,
 ) -> torch.Tensor:
-    """Pairwise interaction features on the full P × P grid (SPEC 1.5, weaver ``pairwise_lv_fts``).
+    """Pairwise interaction features on the full P × P grid (docs/features.md#pair-features, weaver ``pairwise_lv_fts``).
 
     For particles a (row i) and b (column j): pT = sqrt(px² + py²), rapidity
     y = ½ ln(1 + 2 pz / max(E − pz, 1e-20)) (true rapidity, not η), φ = atan2(py, px),
     Δ = sqrt(Δy² + Δφ²) with Δφ = ((φa − φb + π) mod 2π) − π (floor-mod),
     kT = min(pTa, pTb) Δ, z = min(pTa, pTb) / max(pTa + pTb, eps), m² = (Ea + Eb)² − |pa + pb|².
-    Channels in the checkpoints' order (pitfall 3): [ln max(kT, eps), ln max(z, eps),
+    Channels in the checkpoints' order (docs/pitfalls.md#pitfall-3-pair-feature-order-and-definitions): [ln max(kT, eps), ln max(z, eps),
     ln max(Δ, eps), ln max(m², eps)]. The self pair gives ln Δ = ln kT = ln eps and
-    ln z = ln ½; its ln m² is rounding noise for (near-)massless particles (pitfall 5):
+    ln z = ln ½; its ln m² is rounding noise for (near-)massless particles (docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise):
     the computation runs in the dtype of ``vectors``, so pass float64 to study that.
 
     Args:
@@ -567,7 +567,7 @@ def pairwise_features_lower_triangle(
     eps: float = PAIR_EPS,
     num_features: int = 4,
 ) -> torch.Tensor:
-    """Pairwise features for the pairs i ≥ j only, as weaver embeds them (SPEC 1.5, 1.6).
+    """Pairwise features for the pairs i ≥ j only, as weaver embeds them (docs/features.md#pair-features, docs/model.md#pair-embedding-u).
 
     weaver's ``PairEmbed`` computes the features of (particle i, particle j) for the index
     pairs of ``torch.tril_indices(P, P)`` (diagonal included), embeds them and mirrors the

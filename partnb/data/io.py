@@ -1,13 +1,13 @@
 """Read every supported jet file format into one in-memory representation, streaming.
 
 All readers produce chunks in the layout documented in :mod:`partnb.data.schema`: an
-``awkward.Array`` of records whose fields carry JetClass branch names (SPEC 2.1)
+``awkward.Array`` of records whose fields carry JetClass branch names (docs/datasets.md#the-common-jet-layout)
 
 * jagged ``float32`` ``part_*`` fields (particles in the order stored in the file, which is
   pT-descending for every supported source; QuarkGluon NPZ files are re-sorted),
 * scalar ``float32`` ``jet_*`` fields (always including ``jet_mass``: read where the file has
   it, else computed from the sum of the constituents' four-vectors with m^2 clamped at 0),
-* an ``int32`` field ``label`` holding the weaver class index (SPEC 2.1, 2.4, 2.5, pitfall 8).
+* an ``int32`` field ``label`` holding the weaver class index (docs/datasets.md#label-conventions, docs/pitfalls.md#pitfall-8-label-conventions).
 
 Branches that a format does not carry are absent, never zero-filled.
 
@@ -27,17 +27,17 @@ Supported formats (see :func:`detect_format`, detection is by content):
 ``toplandscape-h5``
     The original TopLandscape pandas HDF5 files (key ``table``; columns ``E_i``, ``PX_i``,
     ``PY_i``, ``PZ_i``, ``is_signal_new``). Converted on the fly like ParT's converter
-    (SPEC 2.4), **except** that the last jet of each file is kept (the converter's
-    ``[0:-1]`` slice drops it, pitfall 9).
+    (docs/datasets.md#top-landscape), **except** that the last jet of each file is kept (the converter's
+    ``[0:-1]`` slice drops it, docs/pitfalls.md#pitfall-9-the-converters-drop-the-last-jet).
 ``quarkgluon-npz``
     The original EnergyFlow QuarkGluon ``.npz`` files (``X`` of shape (N, M, 4) holding
-    (pt, y, phi, pid), zero padded, and ``y``). Converted like ParT's converter (SPEC 2.5),
+    (pt, y, phi, pid), zero padded, and ``y``). Converted like ParT's converter (docs/datasets.md#quark-gluon),
     again keeping the last jet of each file. ``X`` is streamed out of the zip archive in row
     blocks and never loaded whole.
 
 Bad input raises :class:`DataError` (a :class:`ValueError`) naming the file, and the
 branch/column/key where relevant. Non-finite values in particle or jet columns are replaced
-by 0 as weaver does (SPEC 2.3), with one :class:`RuntimeWarning` per file and branch.
+by 0 as weaver does (docs/features.md#missing-values-and-labels), with one :class:`RuntimeWarning` per file and branch.
 """
 
 from __future__ import annotations
@@ -902,7 +902,7 @@ def _derive(
     eta: np.ndarray | None = None,
     phi: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Jet four-vector = sum of constituents; deta, dphi as ParT's converters (SPEC 2.4)."""
+    """Jet four-vector = sum of constituents; deta, dphi as ParT's converters (docs/datasets.md#top-landscape)."""
     n = len(counts)
     idx = np.repeat(np.arange(n), counts)
     offsets = np.zeros(n + 1, dtype=np.int64)
@@ -1195,7 +1195,7 @@ def iterate_jets(
         An iterator of ``ak.Array`` chunks, records with jagged float32 ``part_*``, scalar
         float32 ``jet_*`` and int32 ``label`` (weaver class index) fields. Original
         TopLandscape HDF5 / QuarkGluon NPZ files yield all their jets: unlike ParT's
-        converters (pitfall 9) the last jet of each file is not dropped.
+        converters (docs/pitfalls.md#pitfall-9-the-converters-drop-the-last-jet) the last jet of each file is not dropped.
 
     Raises:
         DataError: missing/corrupt/truncated file, missing branch/column/key, mixed dataset

@@ -1,9 +1,9 @@
 """Names, dtypes and label conventions shared by every reader and writer.
 
 The in-memory representation of jets everywhere in partnb is an ``awkward.Array`` of
-records whose fields carry the JetClass branch names (SPEC 2.1): jagged ``part_*``
+records whose fields carry the JetClass branch names (docs/datasets.md#the-common-jet-layout): jagged ``part_*``
 fields, scalar ``jet_*`` fields, plus one integer field ``label`` holding the weaver
-class index (SPEC 2.1, 2.4, 2.5). Every reader (``partnb.data.io``) yields chunks in this
+class index (docs/datasets.md#label-conventions). Every reader (``partnb.data.io``) yields chunks in this
 shape and ``partnb.data.features`` consumes it, so generated and real files share one path.
 """
 
@@ -41,20 +41,20 @@ JET_BRANCHES = (
     "jet_tau1", "jet_tau2", "jet_tau3", "jet_tau4",
 )
 
-#: JetClass classes in weaver's class-index order (SPEC 2.1), with their file-name prefixes.
+#: JetClass classes in weaver's class-index order (docs/datasets.md#jetclass), with their file-name prefixes.
 JETCLASS_CLASSES = ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq", "Tbqq", "Tbl")
 JETCLASS_FILE_PREFIXES = (
     "ZJetsToNuNu", "HToBB", "HToCC", "HToGG", "HToWW4Q", "HToWW2Q1L", "ZToQQ", "WToQQ",
     "TTBar", "TTBarLep",
 )
-#: The label branches of the real files have mixed dtypes (SPEC 2.1, pitfall 8).
+#: The label branches of the real files have mixed dtypes (docs/datasets.md#jetclass, docs/pitfalls.md#pitfall-8-label-conventions).
 JETCLASS_LABEL_DTYPES = {
     "label_QCD": "float32",
     "label_Hbb": "bool", "label_Hcc": "bool", "label_Hgg": "bool", "label_H4q": "bool",
     "label_Hqql": "bool",
     "label_Zqq": "int32", "label_Wqq": "int32", "label_Tbqq": "int32", "label_Tbl": "int32",
 }
-#: Column order of the papers' tables (W before Z, unlike the index order; SPEC 3).
+#: Column order of the papers' tables (W before Z, unlike the index order; docs/metrics.md#background-rejection).
 PAPER_COLUMN_ORDER = ("Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Tbqq", "Tbl", "Wqq", "Zqq")
 
 
@@ -70,7 +70,7 @@ class DatasetSchema:
     #: anti-kT radius of the jets
     jet_radius: float
     #: for binary families: the raw ``label`` value that means class index 0
-    #: (TL: raw 1 = top -> index 0; QG: raw 1 = quark -> index 0; SPEC 2.4, 2.5)
+    #: (TL: raw 1 = top -> index 0; QG: raw 1 = quark -> index 0; docs/datasets.md#label-conventions)
     raw_label_of_index0: int | None = None
 
 

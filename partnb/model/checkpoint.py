@@ -1,4 +1,4 @@
-"""Loading and saving ParT weights in weaver's formats (SPEC 1.11, pitfall 1).
+"""Loading and saving ParT weights in weaver's formats (docs/model.md#state-dict-keys, docs/pitfalls.md#pitfall-1-weaver-05-computes-another-function).
 
 Accepted state dicts (file or mapping):
 
@@ -8,10 +8,10 @@ Accepted state dicts (file or mapping):
 * this package's own unprefixed keys (``ParticleTransformer.state_dict()``).
 
 Weights *trained* with weaver ≥ 0.5 compute a different function with the same keys: 0.5
-scales the heads by ``c_attn`` without 0.4's channel permutation (SPEC 1.11). Load them
+scales the heads by ``c_attn`` without 0.4's channel permutation (docs/model.md#weaver-05-and-the-fold). Load them
 either into a model built with ``w05_head_scaling=True`` or, after
 :func:`fold_w05_into_w04`, into the default model. Nothing in a state dict tells the two
-apart, nor reveals ``use_pre_activation_pair`` (pitfall 2): the loader cannot check them.
+apart, nor reveals ``use_pre_activation_pair`` (docs/pitfalls.md#pitfall-2-the-gelu-on-u-is-a-silent-setting): the loader cannot check them.
 
 :func:`save_checkpoint` writes weaver-0.4.x format (``mod.`` prefix) atomically, so weaver
 can load our models.
@@ -46,7 +46,7 @@ __all__ = [
 _PREFIXES = ("mod.", "module.")
 _W05_RENAMES = {".attn.in_proj.weight": ".attn.in_proj_weight",
                 ".attn.in_proj.bias": ".attn.in_proj_bias"}
-#: Feature-set names by number of particle features (SPEC 2.2), for error messages.
+#: Feature-set names by number of particle features (docs/features.md#feature-sets), for error messages.
 _FEATURE_SET_BY_DIM = {7: "kin", 13: "kinpid or kinpidplus", 17: "full"}
 
 
@@ -55,7 +55,7 @@ class CheckpointError(ValueError):
 
 
 def build_model(input_dim: int, num_classes: int, **config: Any) -> ParticleTransformer:
-    """A :class:`ParticleTransformer` with the SPEC 1.1 configuration unless overridden.
+    """A :class:`ParticleTransformer` with the docs/model.md#configuration-of-the-official-models configuration unless overridden.
 
     Args:
         input_dim: number of particle features (7 kin, 13 kinpid, 17 full).
@@ -249,7 +249,7 @@ def infer_config(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
     """Architecture arguments of :class:`ParticleTransformer` read off a state dict.
 
     Dropouts, ``trim`` and ``use_pre_activation_pair`` cannot be inferred (the defaults of
-    SPEC 1.1 apply); neither can weaver-0.5 head scaling.
+    docs/model.md#configuration-of-the-official-models apply); neither can weaver-0.5 head scaling.
     """
     state = normalize_state_dict(state_dict)
     try:

@@ -1,7 +1,7 @@
-"""Particle Transformer (ParT) with the semantics of the official checkpoints (SPEC 1.1-1.11).
+"""Particle Transformer (ParT) with the semantics of the official checkpoints (docs/model.md#the-model).
 
 One implementation of weaver-core 0.4.x's ``ParticleTransformer`` ("W04"), written from the
-SPEC, whose ``state_dict()`` keys equal weaver's keys without the ``mod.`` prefix of the
+definitions in docs/model.md#the-model, whose ``state_dict()`` keys equal weaver's keys without the ``mod.`` prefix of the
 training wrapper, so the JetClass checkpoints load strictly (see
 :mod:`partnb.model.checkpoint`). Token tensors are batch-first, (B, P, C), internally.
 
@@ -11,11 +11,11 @@ Besides the plain forward pass the model offers
   mask folded into a float ``attn_mask``) used when nothing needs the attention logits;
 * an explicit path, numerically equal to the fused one, that :class:`AttentionProbe`
   taps: per particle block it records A = q·k/√d, U, the logits and the post-softmax
-  weights of the attention the forward pass really computes (SPEC 4.0), optionally also the
+  weights of the attention the forward pass really computes (docs/analyses.md#what-is-captured), optionally also the
   reference scripts' buggy second-call A'/W' (``as_coded=True``);
-* :class:`Intervention`\\ s: U := 0, U := αU, A := 0 and top-k attention (SPEC 4.5, 4.7),
+* :class:`Intervention`\\ s: U := 0, U := αU, A := 0 and top-k attention (docs/analyses.md#zero-u-ablation, docs/analyses.md#setting-a-to-zero, docs/analyses.md#top-k-attention),
   per call or via the :meth:`ParticleTransformer.intervene` context manager;
-* :func:`zero_pair_embed_params`, the paper's literal zero-U ablation (SPEC 4.5).
+* :func:`zero_pair_embed_params`, the paper's literal zero-U ablation (docs/analyses.md#zero-u-ablation).
 
 Deviation from weaver: an empty ``pair_embed_dims`` means "no pair embedding" (ParT-plain)
 like ``None``; weaver would build a one-layer pair embedding for ``[]``.
@@ -48,7 +48,7 @@ __all__ = [
     "zero_pair_embed_params",
 ]
 
-#: Minimum of the exact (erf) GELU, reached at x ≈ -0.7518: the lower bound of U (SPEC 1.6).
+#: Minimum of the exact (erf) GELU, reached at x ≈ -0.7518: the lower bound of U (docs/model.md#pair-embedding-u).
 GELU_MIN = -0.1699712
 _CAPTURABLE = ("A", "U", "L", "P")
 
@@ -62,7 +62,7 @@ def cls_layer_key(index: int) -> str:
 
 
 class AttentionProbe:
-    """Records the attention of chosen blocks during one forward call (SPEC 4.0).
+    """Records the attention of chosen blocks during one forward call (docs/analyses.md#what-is-captured).
 
     Recorded per block (detached, on the model's device, P = the trimmed length):
 
@@ -76,7 +76,7 @@ class AttentionProbe:
       particles per jet;
     * with ``as_coded=True`` (particle blocks only): ``"A_as_coded"``, ``"P_as_coded"``,
       the quantities the reference scripts record by calling the attention a second time on
-      its own output (SPEC 4.0): A' = (oW_q + b_q)(oW_k + b_k)ᵀ/√d, W' = softmax(A' + U + M).
+      its own output (docs/analyses.md#the-capture-bug-of-the-papers-scripts): A' = (oW_q + b_q)(oW_k + b_k)ᵀ/√d, W' = softmax(A' + U + M).
 
     Particle blocks are keyed 0 … L−1, class blocks ``"cls0"``, ``"cls1"`` (their A, L, P
     have shape (B, H, 1, 1 + P); key 0 is the class token, never padded).
@@ -140,11 +140,11 @@ class Intervention:
 
     Attributes:
         zero_u: U := 0 (padding mask kept); the cheap, identical form of the zero-U ablation
-            (SPEC 4.5; compare :func:`zero_pair_embed_params`).
+            (docs/analyses.md#zero-u-ablation; compare :func:`zero_pair_embed_params`).
         scale_u: U := scale_u · U.
         zero_a: A := 0, U kept (a control the papers lack).
         topk: keep per particle block, head and query row the k largest logits over real
-            keys, the others −∞ (SPEC 4.7); k = 1 is hard (one-hot) attention, k ≥ n leaves the
+            keys, the others −∞ (docs/analyses.md#top-k-attention); k = 1 is hard (one-hot) attention, k ≥ n leaves the
             row unchanged. Ties are broken by ``torch.topk``.
         topk_cls: also restrict the class-attention blocks (over their 1 + n real keys).
         layers: particle blocks the intervention acts on (None = all). Class blocks are only
@@ -247,7 +247,7 @@ class _LayerAttention:
         probe.emit(self.key, record)
 
     def after_output(self, out: Tensor, attn: MultiHeadAttention) -> None:
-        """As-coded capture (SPEC 4.0): attention recomputed from the module's own output."""
+        """As-coded capture (docs/analyses.md#the-capture-bug-of-the-papers-scripts): attention recomputed from the module's own output."""
         if not (self.recording and self.probe.as_coded and isinstance(self.key, int)):
             return
         with torch.no_grad():
@@ -277,7 +277,7 @@ def _keep_topk(logits: Tensor, k: int) -> Tensor:
 
 
 class SequenceTrimmer(nn.Module):
-    """weaver's ``SequenceTrimmer`` (SPEC 1.3), including the 5-call no-op quirk.
+    """weaver's ``SequenceTrimmer`` (docs/model.md#sequence-trimmer), including the 5-call no-op quirk.
 
     The first ``warmup_calls`` forward calls of an enabled trimmer change nothing. Afterwards
     eval mode cuts all tensors to the largest number of real particles in the batch
@@ -336,7 +336,7 @@ class SequenceTrimmer(nn.Module):
 
 
 class Embed(nn.Module):
-    """Particle embedding (SPEC 1.4): BatchNorm1d, then (LayerNorm → Linear → GELU) per width.
+    """Particle embedding (docs/model.md#particle-embedding): BatchNorm1d, then (LayerNorm → Linear → GELU) per width.
 
     Keys: ``input_bn.*``, ``embed.{0,1,3,4,6,7}.*`` for three widths.
     """
@@ -356,7 +356,7 @@ class Embed(nn.Module):
 
 
 class PairEmbed(nn.Module):
-    """Pair embedding U (SPEC 1.6, weaver mode "sum", symmetric lower-triangle trick).
+    """Pair embedding U (docs/model.md#pair-embedding-u, weaver mode "sum", symmetric lower-triangle trick).
 
     Per pair: BatchNorm1d(pair_input_dim) → [Conv1d(1×1) → BatchNorm1d → GELU] per width; the
     last GELU is dropped if ``use_pre_activation_pair`` (the official checkpoints keep it).
@@ -385,7 +385,7 @@ class PairEmbed(nn.Module):
         """(B, 4, P) 4-vectors → U (B, out_dim, P, P), symmetric in the last two indices.
 
         The pair features are computed in the dtype of ``vectors`` (pass float64 to study
-        pitfall 5) and then cast to the dtype of the embedding.
+        docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise) and then cast to the dtype of the embedding.
         """
         n = vectors.shape[-1]
         dtype = self.embed[0].weight.dtype
@@ -400,7 +400,7 @@ class PairEmbed(nn.Module):
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention with ``nn.MultiheadAttention``'s parameter names (SPEC 1.7).
+    """Multi-head attention with ``nn.MultiheadAttention``'s parameter names (docs/model.md#attention-in-a-particle-block).
 
     ``in_proj_weight`` (3C, C) stacks W_q, W_k, W_v; head h uses channels h·d … h·d + d − 1;
     heads are concatenated channel-major and mapped by ``out_proj``. The attention itself is
@@ -441,14 +441,14 @@ class MultiHeadAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """Particle- or class-attention block (SPEC 1.8, 1.9), weaver ``Block`` semantics.
+    """Particle- or class-attention block (docs/model.md#particle-attention-block, docs/model.md#class-attention-blocks-and-output), weaver ``Block`` semantics.
 
     Args:
         embed_dim, num_heads: width C and number of heads H.
         ffn_ratio: FFN width = ffn_ratio · C.
         dropout, attn_dropout, activation_dropout: the three dropout rates.
         w05_head_scaling: scale heads by ``c_attn`` without weaver 0.4's channel
-            permutation (weaver ≥ 0.5 semantics, SPEC 1.11); False for the checkpoints.
+            permutation (weaver ≥ 0.5 semantics, docs/model.md#weaver-05-and-the-fold); False for the checkpoints.
     """
 
     def __init__(self, embed_dim: int = 128, num_heads: int = 8, ffn_ratio: int = 4,
@@ -659,7 +659,7 @@ class ParticleTransformer(nn.Module):
 
 
 def zero_pair_embed_params(model: ParticleTransformer) -> ParticleTransformer:
-    """A copy of ``model`` with every PairEmbed parameter set to zero (SPEC 4.5).
+    """A copy of ``model`` with every PairEmbed parameter set to zero (docs/analyses.md#zero-u-ablation).
 
     The final BatchNorm then outputs 0 whatever its running statistics, so U ≡ 0 (GELU(0) = 0):
     in eval mode this equals ``Intervention(zero_u=True)``. The original is not modified.

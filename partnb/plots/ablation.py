@@ -1,7 +1,7 @@
 """Figures of notebooks 06 (zero-U ablation, the structure of U) and 07 (top-k attention).
 
 One function per figure kind; each takes the rows of the table saved beside the figure and
-returns the figure (SPEC 4.5-4.7).
+returns the figure (docs/analyses.md#zero-u-ablation, docs/analyses.md#interaction-dependent-and-non-binary-computation, docs/analyses.md#top-k-attention).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Figures of the attention analyses (notebooks 03 and 04; SPEC 4.1–4.3).
+"""Figures of the attention analyses (notebooks 03 and 04; docs/analyses.md#attention-distribution, docs/analyses.md#magnitude-ratio-of-a-and-u, docs/analyses.md#attention-heat-maps).
 
 One function per figure kind; each takes the rows of the table saved next to the figure
 (:mod:`partnb.analysis.sparsity`, :mod:`partnb.analysis.magnitude`) and returns the figure.
@@ -164,7 +164,7 @@ def binary_fractions_per_class(per_class_rows: Sequence[dict], *, title: str | N
 
 
 def attention_heatmap_pair(maps: dict[str, np.ndarray], head: int, *, title: str):
-    """One jet, one block, one head: correct W and as-coded W' side by side (SPEC 4.3: rows =
+    """One jet, one block, one head: correct W and as-coded W' side by side (docs/analyses.md#attention-heat-maps: rows =
     query, columns = key, origin lower, viridis, colorbar, integer ticks every 5)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MultipleLocator

@@ -1,5 +1,5 @@
-"""η–φ attention graphs with kT subjets (SPEC 4.4) and the attention-fraction histograms
-(SPEC 4.7) of notebook 05."""
+"""η–φ attention graphs with kT subjets (docs/analyses.md#eta-phi-attention-graphs) and the attention-fraction histograms
+(docs/analyses.md#lepton-attention-fraction, docs/analyses.md#inter-subjet-attention-fraction) of notebook 05."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import numpy as np
 
 __all__ = ["PID_MARKERS", "eta_phi_attention_graph", "eta_phi_attention_grid", "fraction_histograms"]
 
-#: Marker per PID code of :data:`partnb.analysis.substructure.PID_CODES` (SPEC 4.4): charged
+#: Marker per PID code of :data:`partnb.analysis.substructure.PID_CODES` (docs/analyses.md#eta-phi-attention-graphs): charged
 #: hadron ^, neutral hadron v, photon o, electron P (plus), muon X, other/unknown o.
 PID_MARKERS = {-1: "o", 0: "o", 1: "^", 2: "v", 3: "o", 4: "P", 5: "X"}
 _PID_NAMES = {1: "charged hadron", 2: "neutral hadron", 3: "photon", 4: "electron", 5: "muon"}
 
 
 def _subjet_colors(subjet: np.ndarray) -> dict[int, tuple]:
-    """'spring' colour at rank/len(unique)·0.7 of each subjet index (SPEC 4.4)."""
+    """'spring' colour at rank/len(unique)·0.7 of each subjet index (docs/analyses.md#eta-phi-attention-graphs)."""
     import matplotlib.pyplot as plt
 
     cmap = plt.get_cmap("spring")
@@ -26,7 +26,7 @@ def _subjet_colors(subjet: np.ndarray) -> dict[int, tuple]:
 
 def eta_phi_attention_graph(ax, graph, weights: np.ndarray, *, title: str | None = None,
                             min_alpha: float = 0.02, legend: bool = True):
-    """Draw one head's attention of one jet in the (Δη, Δφ) plane on ``ax`` (SPEC 4.4).
+    """Draw one head's attention of one jet in the (Δη, Δφ) plane on ``ax`` (docs/analyses.md#eta-phi-attention-graphs).
 
     A line for every ordered pair i ≠ j with weight > 0, black, alpha = weight min-max
     normalised over the head's n×n matrix (diagonal included); solid with width alpha within
@@ -92,7 +92,7 @@ def eta_phi_attention_graph(ax, graph, weights: np.ndarray, *, title: str | None
 def eta_phi_attention_grid(graph, variant: str = "W", *, jet_label: str = "", ncols: int = 4,
                            min_alpha: float = 0.02, note: str = ""):
     """All heads of the last block of one jet, one panel per head titled "Layer l - Head h",
-    each with its grey colorbar "Attention Weight" (SPEC 4.4). Returns the figure."""
+    each with its grey colorbar "Attention Weight" (docs/analyses.md#eta-phi-attention-graphs). Returns the figure."""
     import matplotlib.pyplot as plt
 
     maps = graph.weights[variant]
@@ -117,7 +117,7 @@ def eta_phi_attention_grid(graph, variant: str = "W", *, jet_label: str = "", nc
 def fraction_histograms(rows: Sequence[Mapping], *, panel_by: Sequence[str], xlabel: str,
                         titles: Mapping[tuple, str] | None = None, ncols: int = 2,
                         labels: Mapping[str, str] | None = None):
-    """Step histograms (density, log y, x in [0, 1]) of attention fractions (SPEC 4.7) from a
+    """Step histograms (density, log y, x in [0, 1]) of attention fractions (docs/analyses.md#lepton-attention-fraction, docs/analyses.md#inter-subjet-attention-fraction) from a
     histogram table (rows with ``bin_lo``, ``bin_hi``, ``density_<model>``), one panel per
     distinct value of the ``panel_by`` columns. Returns the figure."""
     import matplotlib.pyplot as plt
