@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ParamsError", "Params", "load_params", "params_from_dict", "SCHEMA", "stable_hash"]
+__all__ = ["ParamsError", "Params", "load_params", "params_from_dict", "read_yaml", "SCHEMA", "stable_hash"]
 
 
 class ParamsError(ValueError):
@@ -399,6 +399,23 @@ def params_from_dict(
     return Params(out, Path(source) if source is not None else None, root)
 
 
+def read_yaml(path: Path, what: str = "params file", error: type[Exception] = ParamsError):
+    """``yaml.safe_load`` of a file; a missing, unparsable or binary file raises ``error``
+    with one line naming the file (and the line and column of a YAML error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}: not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
+
+
 def load_params(
     path: str | os.PathLike, overrides: Mapping[str, Any] | None = None, *, check_files: bool = True
 ) -> Params:
@@ -414,17 +431,7 @@ def load_params(
         ParamsError: a missing or unparsable file, or any invalid key or value.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"{path}: params file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ParamsError(f"{path}: not valid YAML{where}: {what}") from None
-    except UnicodeDecodeError as exc:
-        raise ParamsError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
+    data = read_yaml(path, "params file")
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: the file must hold a mapping of sections")

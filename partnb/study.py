@@ -35,8 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 __all__ = ["Study", "StudyError", "StudyPoint", "load_study", "point_status", "run_study"]
 
 
@@ -86,15 +84,10 @@ def load_study(path) -> Study:
         StudyError: a missing or malformed file, section or knob, naming it.
         ParamsError: a point's params are invalid (the message names the key).
     """
-    from .params import ParamsError, load_params
+    from .params import ParamsError, load_params, read_yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise StudyError(f"{path}: study file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise StudyError(f"{path}: not valid YAML: {error}") from None
+    data = read_yaml(path, "study file", StudyError)
     spec = data.get("study") if isinstance(data, dict) else None
     if not isinstance(spec, dict):
         raise StudyError(f"{path}: the file must hold a 'study' mapping")
