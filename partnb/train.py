@@ -596,15 +596,14 @@ def _monitor_row(monitor, model, rows: list[dict], step: int, n_batches: int, lr
 
 def _read_monitor_log(out_dir: Path, last_step: int) -> list[dict]:
     """Rows of an interrupted run's ``monitor_log.json`` up to the resumed step."""
-    path = out_dir / "monitor_log.json"
-    if not path.is_file():
+    from .analysis.emergence import load_monitor_log
+
+    if not (out_dir / "monitor_log.json").is_file():
         return []
     try:
-        rows = json.loads(path.read_text())
+        rows = load_monitor_log(out_dir)
     except ValueError as error:
-        raise TrainingError(f"{path}: unreadable monitor log ({error}); remove it") from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and "step" in r for r in rows):
-        raise TrainingError(f"{path}: not a monitor log (a list of rows with 'step'); remove it")
+        raise TrainingError(f"{error}; remove it") from None
     return [r for r in rows if r["step"] <= last_step]
 
 

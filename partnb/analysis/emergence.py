@@ -285,7 +285,10 @@ def load_monitor_log(models_dir) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no monitor log; train with train.monitor_jets > 0 "
                                 "(`partnb train PARAMS`)")
-    rows = json.loads(path.read_text())
+    try:
+        rows = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path}: unreadable monitor log ({error})") from None
     if not isinstance(rows, list) or not all(isinstance(r, dict) and "step" in r for r in rows):
         raise ValueError(f"{path}: not a monitor log (a list of rows with 'step')")
     return rows
