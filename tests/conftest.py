@@ -1,7 +1,9 @@
 """Shared fixtures: a headless matplotlib, and small generated datasets made once per session.
 
 The generated samples are real Pythia 8 + FastJet output (no mocks), generated into a
-temporary cache with the same code path as ``partnb generate``.
+temporary cache with the same code path as ``partnb generate``. Every test that uses one of
+them, directly or through another fixture, is marked ``slow`` at collection (see
+``SLOW_FIXTURES``), so ``pytest -m "not slow"`` never generates jets or runs papermill.
 """
 
 from __future__ import annotations
@@ -20,6 +22,21 @@ FIGURES_ROOT = REPO / "figures"
 
 #: Jets per class of the session samples: enough for a mass peak per class, fast on 2 cores.
 SAMPLE_JETS = {"jetclass": 100, "toplandscape": 150, "quarkgluon": 150}
+
+#: Fixtures whose setup takes minutes on 2 cores: Pythia generation (the three samples),
+#: papermill over every notebook (``tiny_run``), and tests/test_reproduce.py's module fixture
+#: ``rerun`` (regenerates 2 000 Top Landscape jets with Pythia). A test that uses any of them,
+#: directly or through another fixture, gets the ``slow`` marker in
+#: ``pytest_collection_modifyitems`` below, so ``-m "not slow"`` stays a fast loop without
+#: every such test having to remember its own marker.
+SLOW_FIXTURES = ("jetclass_sample", "toplandscape_sample", "quarkgluon_sample", "tiny_run", "rerun")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        # fixturenames is the closure: it includes fixtures pulled in by other fixtures
+        if any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def _generate(dataset: str, cache_dir: Path, jets_per_class: int):

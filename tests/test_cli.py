@@ -17,6 +17,7 @@ def partnb(*args, cwd=None):
                           capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
+@pytest.mark.slow  # Pythia in a subprocess: ~11 s on 2 loaded cores
 def test_generate_then_info_json(tmp_path):
     params = yaml.safe_load((PARAMS / "tiny.yaml").read_text())
     params["dataset"].update(name="quarkgluon", jets_per_class=30, jets_per_file=30)

@@ -163,6 +163,7 @@ def _arrays(files):
     return [uproot.open(f)["tree"].arrays(library="ak") for f in files]
 
 
+@pytest.mark.slow  # Pythia twice: ~7 s on 2 loaded cores
 def test_same_jets_whatever_the_number_of_workers(tmp_path):
     config = GenerationConfig("toplandscape", jets_per_class=24, jets_per_file=12, seed=5)
     one = generate(config, tmp_path / "w1", workers=1, progress=False)
@@ -174,6 +175,7 @@ def test_same_jets_whatever_the_number_of_workers(tmp_path):
     assert not np.array_equal(np.asarray(first.jet_pt), np.asarray(second.jet_pt))
 
 
+@pytest.mark.slow  # Pythia three times, one killed: ~15 s on 2 loaded cores
 def test_killed_run_resumes_and_matches(tmp_path):
     """kill -9 in the middle of a run: no partial file is trusted, and the resumed run ends
     with the same files as an uninterrupted one."""
