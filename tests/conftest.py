@@ -96,3 +96,9 @@ def tiny_run(tmp_path_factory):
     path.write_text(yaml.safe_dump(params))
     results = run_notebooks(path, log=lambda *_: None)
     return tmp, results
+
+
+@pytest.fixture(scope="session")
+def tiny_figures(tiny_run) -> Path:
+    """The figures directory of ``tiny_run``: what the per-notebook table tests read."""
+    return tiny_run[0] / "figures"

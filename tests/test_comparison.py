@@ -48,27 +48,54 @@ def test_same_name_twice_is_refused():
         comparison.figure_dirs([P, P])
 
 
-def test_08_compares_the_tiny_run(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def comparison_run(tiny_run, tmp_path_factory):
+    """Notebook 08 run once (papermill) over the tiny run's tables: (result, output dir)."""
     from partnb.runner import run_comparison
 
     tmp, _ = tiny_run
-    result = run_comparison([tmp / "tiny.yaml"], output=tmp_path / "comparison", log=lambda *_: None)
+    out = tmp_path_factory.mktemp("comparison") / "comparison"
+    result = run_comparison([tmp / "tiny.yaml"], output=out, log=lambda *_: None)
+    return result, out
+
+
+def test_08_compares_the_tiny_run_without_error(comparison_run):
+    result, _ = comparison_run
     assert result.error is None
-    out = tmp_path / "comparison"
+
+
+def test_08_binary_fractions_are_the_tiny_runs_for_both_models(comparison_run):
+    _, out = comparison_run
     binary = list(csv.DictReader(open(out / "08_binary_fractions.csv")))
     assert {r["model"] for r in binary} == {"trained", "random_init"}
     for r in binary:
         assert r["dataset"] == "tiny"
         assert 0 <= float(r["frac_rows_max_ge_0.8"]) <= 1
         assert float(r["frac_rows_max_ge_0.95"]) <= float(r["frac_rows_max_ge_0.8"])
+
+
+def test_08_interaction_table_has_one_row_of_fractions(comparison_run):
+    _, out = comparison_run
     inter = list(csv.DictReader(open(out / "08_interaction.csv")))
     assert len(inter) == 1 and 0 <= float(inter[0]["rate_D"]) <= 1
     assert 0 <= float(inter[0]["accuracy_zero_u"]) <= 1
+
+
+def test_08_one_dataset_has_no_ordering_to_test(comparison_run):
+    _, out = comparison_run
     ordering = json.loads((out / "08_binary_ordering.json").read_text())
     assert ordering["ordering_holds"] is None  # one dataset: no ordering to test
+
+
+def test_08_attention_distributions_are_normalised_per_model(comparison_run):
+    _, out = comparison_run
     hist = list(csv.DictReader(open(out / "08_attention_distributions.csv")))
     for model in ("trained", "random_init"):
         total = sum(float(r["probability"]) for r in hist if r["model"] == model)
         assert total == pytest.approx(1.0, abs=1e-3)
+
+
+def test_08_every_figure_has_its_table(comparison_run):
+    _, out = comparison_run
     for png in out.glob("*.png"):
         assert png.with_suffix(".csv").exists() or png.with_suffix(".json").exists()

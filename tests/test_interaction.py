@@ -265,27 +265,47 @@ def _finite_in_unit(value):
     return math.isfinite(float(value)) and 0.0 <= float(value) <= 1.0
 
 
-def test_06_tables_are_sane(tiny_run):
-    figs = tiny_run[0] / "figures"
+def _ablation(figs):
+    """06_ablation.csv: all rows, and our rows (those with a jet count) by intervention."""
     ablation = _read(figs / "06_ablation.csv")
-    ours = {r["intervention"]: r for r in ablation if r["n_jets"]}
+    return ablation, {r["intervention"]: r for r in ablation if r["n_jets"]}
+
+
+def test_06_ablation_has_every_intervention_and_the_published_row(tiny_figures):
+    ablation, ours = _ablation(tiny_figures)
     assert set(ours) == {"none", "zero_u (U:=0)", "zero_u (params zeroed)", "zero_a (A:=0, U kept)",
                          "none (trained without U)"}
     assert any(r["model"] == "published zero-U" for r in ablation)
+
+
+def test_06_ablation_rows_are_100_jets_with_unit_metrics_and_rejections_at_least_1(tiny_figures):
+    _, ours = _ablation(tiny_figures)
     for r in ours.values():
         assert int(r["n_jets"]) == 100
         for col in ("accuracy", "auc", "auc_ovo", "auc_ovr"):
             assert _finite_in_unit(r[col]), (r["intervention"], col)
         rej = [c for c in r if c.startswith("rej_") and not c.startswith("rej_err")]
         assert len(rej) == 9 and all(float(r[c]) >= 1 for c in rej)
+
+
+def test_06_zero_u_by_intervention_and_by_zeroed_params_give_the_same_accuracy(tiny_figures):
+    _, ours = _ablation(tiny_figures)
     assert ours["zero_u (U:=0)"]["accuracy"] == ours["zero_u (params zeroed)"]["accuracy"]
-    verdict = json.loads((figs / "06_ablation_verdict.json").read_text())
+
+
+def test_06_ablation_verdict_is_one_of_the_four(tiny_figures):
+    verdict = json.loads((tiny_figures / "06_ablation_verdict.json").read_text())
     assert verdict["verdict"] in ("co-adaptation", "U dominates", "A dominates", "no collapse")
 
-    metrics = _read(figs / "06_interaction_metrics.csv")
+
+def test_06_interaction_metrics_have_trained_float32_float64_and_random_init_rows(tiny_figures):
+    metrics = _read(tiny_figures / "06_interaction_metrics.csv")
     assert {(r["model"], r["pair_features"]) for r in metrics} >= {
         ("trained", "float32"), ("trained", "float64"), ("random init", "float32")}
-    for r in metrics:
+
+
+def test_06_interaction_rates_are_fractions_within_their_coverage_and_pcc_a_correlation(tiny_figures):
+    for r in _read(tiny_figures / "06_interaction_metrics.csv"):
         if r["n_jets"]:
             for col in ("rate_D", "coverage_D", "rate_N", "coverage_N"):
                 assert _finite_in_unit(r[col]), col
@@ -294,20 +314,38 @@ def test_06_tables_are_sane(tiny_run):
             n_rate = float(r["rate_N"])
             if 0 < float(r["rate_D"]) < 1 and 0 < n_rate < 1:
                 assert -1 <= float(r["pcc_phi"]) <= 1
+
+
+def test_06_flip_fractions_of_the_trained_float32_row_are_fractions(tiny_figures):
+    for r in _read(tiny_figures / "06_interaction_metrics.csv"):
         if r["model"] == "trained" and r["pair_features"] == "float32":
             assert _finite_in_unit(r["flip_argmax"]) and _finite_in_unit(r["flip_D"])
 
-    u_rows = _read(figs / "06_u_structure.csv")
+
+def test_06_u_structure_has_a_row_per_head_and_all(tiny_figures):
+    u_rows = _read(tiny_figures / "06_u_structure.csv")
     assert [r["head"] for r in u_rows] == ["0", "1", "all"]  # tiny: 2 heads
-    for r in u_rows:
+
+
+def test_06_u_is_never_below_the_gelu_minimum(tiny_figures):
+    for r in _read(tiny_figures / "06_u_structure.csv"):
         assert float(r["u_min"]) >= -0.17 - 1e-4  # U is a GELU output (docs/model.md#pair-embedding-u)
+
+
+def test_06_u_self_pair_rank_columns_are_fractions(tiny_figures):
+    for r in _read(tiny_figures / "06_u_structure.csv"):
         assert _finite_in_unit(r["self_rank_mean"]) and _finite_in_unit(r["frac_self_lowest"])
-    dist = _read(figs / "06_u_distribution.csv")
+
+
+def test_06_u_distribution_densities_integrate_to_one(tiny_figures):
+    dist = _read(tiny_figures / "06_u_distribution.csv")
     widths = np.array([float(r["u_high"]) - float(r["u_low"]) for r in dist])
     for col in ("density_diag", "density_offdiag"):
         assert np.sum(widths * np.array([float(r[col]) for r in dist])) == pytest.approx(1.0, abs=1e-4)
 
-    variation = _read(figs / "06_row_variation.csv")
+
+def test_06_row_variation_covers_both_layers_with_positive_a_spread(tiny_figures):
+    variation = _read(tiny_figures / "06_row_variation.csv")
     assert {r["layer"] for r in variation} == {"0", "1"}
     for r in variation:
         assert float(r["mean_std_A"]) > 0 and float(r["mean_std_U"]) >= 0

@@ -159,23 +159,52 @@ def test_model_pass_counts_every_real_pair():
     assert acc.n_jets == B
 
 
-def test_04_tables_are_sane(tiny_run):
-    figs = tiny_run[0] / "figures"
-    summary = list(csv.DictReader(open(figs / "04_ratio_summary.csv")))
+def _ratio_summary(figs):
+    return list(csv.DictReader(open(figs / "04_ratio_summary.csv")))
+
+
+def test_04_summary_has_both_models_both_variants_and_every_layer(tiny_figures):
+    summary = _ratio_summary(tiny_figures)
     assert {(r["model"], r["variant"]) for r in summary} == {
         (m, v) for m in ("trained", "random_init") for v in ("correct", "as_coded")}
     assert {r["layer"] for r in summary} == {"all", "0", "1"}
-    for r in summary:
+
+
+def test_04_summary_fractions_are_fractions(tiny_figures):
+    for r in _ratio_summary(tiny_figures):
         for col in ("frac_u_zero", "frac_ratio_lt_1", "frac_ratio_gt_1e4"):
             assert 0 <= float(r[col]) <= 1, (col, r)
+
+
+def test_04_summary_ratio_quantiles_are_finite_and_ordered(tiny_figures):
+    for r in _ratio_summary(tiny_figures):
         q = [float(r[c]) for c in ("q10_ratio", "q50_ratio", "q90_ratio")]
         assert all(np.isfinite(q)) and q[0] <= q[1] <= q[2]
+
+
+def test_04_summary_median_magnitudes_are_positive(tiny_figures):
+    for r in _ratio_summary(tiny_figures):
         assert float(r["median_abs_a"]) > 0 and float(r["median_abs_u"]) > 0
+
+
+def test_04_summary_every_pair_is_a_ratio_or_a_u_zero(tiny_figures):
+    for r in _ratio_summary(tiny_figures):
         assert int(r["n_ratio"]) + int(r["n_u_zero"]) == int(r["n_pairs"])
+
+
+def test_04_summary_fraction_errors_are_finite(tiny_figures):
+    for r in _ratio_summary(tiny_figures):
         assert np.isfinite(float(r["frac_ratio_lt_1_err"]))
+
+
+def test_04_correct_ratio_over_all_layers_is_of_100_jets(tiny_figures):
+    summary = _ratio_summary(tiny_figures)
     correct = [r for r in summary if r["variant"] == "correct" and r["layer"] == "all"]
     assert all(int(r["n_jets"]) == 100 for r in correct)
-    hist = list(csv.DictReader(open(figs / "04_ratio_histogram.csv")))
+
+
+def test_04_histograms_are_normalised_in_both_binnings_with_8_decades(tiny_figures):
+    hist = list(csv.DictReader(open(tiny_figures / "04_ratio_histogram.csv")))
     groups = {}
     for r in hist:
         assert 0 <= float(r["probability"]) <= 1
@@ -186,6 +215,9 @@ def test_04_tables_are_sane(tiny_run):
         assert sum(probs) == pytest.approx(1.0, abs=1e-4), key
         if key[3] == "decade":
             assert len(probs) == 8
-    mags = list(csv.DictReader(open(figs / "04_magnitudes.csv")))
+
+
+def test_04_magnitudes_table_has_a_and_u_probabilities(tiny_figures):
+    mags = list(csv.DictReader(open(tiny_figures / "04_magnitudes.csv")))
     assert {r["quantity"] for r in mags} == {"abs_A", "abs_U"}
     assert all(0 <= float(r["probability"]) <= 1 for r in mags)

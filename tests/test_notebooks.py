@@ -3,6 +3,7 @@ papermill run of each notebook on ``params/tiny.yaml`` that writes its figures a
 
 from __future__ import annotations
 
+import csv
 import json
 
 import jupytext
@@ -60,33 +61,46 @@ def test_every_figure_has_its_table(tiny_run):
         assert png.with_suffix(".csv").exists() or png.with_suffix(".json").exists(), png.name
 
 
-def test_01_tables_are_sane(tiny_run):
-    import csv
-
-    figs = tiny_run[0] / "figures"
-    summary = json.loads((figs / "01_summary.json").read_text())
+def test_01_summary_counts_400_jets_of_10_classes(tiny_figures):
+    summary = json.loads((tiny_figures / "01_summary.json").read_text())
     assert summary["n_jets"] == 400 and len(summary["classes"]) == 10
-    rows = list(csv.DictReader(open(figs / "01_jet_observables_summary.csv")))
+
+
+def test_01_top_jet_mass_peaks_near_the_top_mass(tiny_figures):
+    rows = list(csv.DictReader(open(tiny_figures / "01_jet_observables_summary.csv")))
     tbqq = next(r for r in rows if r["class"] == "Tbqq")
     assert 140 < float(tbqq["median_jet_mass"]) < 210
-    for r in csv.DictReader(open(figs / "01_jet_observables.csv")):
+
+
+def test_01_observable_densities_are_non_negative(tiny_figures):
+    for r in csv.DictReader(open(tiny_figures / "01_jet_observables.csv")):
         assert float(r["density"]) >= 0
 
 
-def test_02_tables_are_sane(tiny_run):
-    import csv
-
-    figs = tiny_run[0] / "figures"
-    metrics = json.loads((figs / "02_metrics.json").read_text())
+def test_02_metrics_are_of_100_jets_in_the_unit_range(tiny_figures):
+    metrics = json.loads((tiny_figures / "02_metrics.json").read_text())
     assert metrics["n_jets"] == 100
     assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["auc_ovo"] <= 1
+
+
+def test_02_rejections_name_the_nine_signal_classes_in_order(tiny_figures):
+    metrics = json.loads((tiny_figures / "02_metrics.json").read_text())
     assert list(metrics["rejection"]) == ["Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Tbqq", "Tbl",
                                           "Wqq", "Zqq"]
-    log = list(csv.DictReader(open(figs / "02_training_curves.csv")))
+
+
+def test_02_training_curve_has_both_epochs_with_positive_loss(tiny_figures):
+    log = list(csv.DictReader(open(tiny_figures / "02_training_curves.csv")))
     assert [int(float(r["epoch"])) for r in log] == [1, 2]
     assert all(float(r["train_loss"]) > 0 for r in log)
-    for r in csv.DictReader(open(figs / "02_roc.csv")):
+
+
+def test_02_roc_background_efficiencies_are_fractions(tiny_figures):
+    for r in csv.DictReader(open(tiny_figures / "02_roc.csv")):
         assert 0 <= float(r["background_efficiency"]) <= 1
+
+
+def test_02_saves_the_random_init_checkpoint(tiny_run):
     assert (tiny_run[0] / "models" / "random_init.pt").exists()
 
 

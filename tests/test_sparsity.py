@@ -185,25 +185,53 @@ def test_heatmaps_are_row_stochastic_and_as_coded_differs():
     assert not np.allclose(maps["correct"], maps["as_coded"])
 
 
-def test_03_tables_are_sane(tiny_run):
-    figs = tiny_run[0] / "figures"
-    summary = list(csv.DictReader(open(figs / "03_attention_summary.csv")))
+def _attention_summary(figs):
+    return list(csv.DictReader(open(figs / "03_attention_summary.csv")))
+
+
+def test_03_summary_has_both_models_both_variants_and_every_layer(tiny_figures):
+    summary = _attention_summary(tiny_figures)
     assert {(r["model"], r["variant"]) for r in summary} == {
         (m, v) for m in ("trained", "random_init") for v in ("correct", "as_coded")}
     assert {r["layer"] for r in summary} == {"all", "0", "1"}
-    for r in summary:
+
+
+def test_03_summary_rows_are_of_100_jets(tiny_figures):
+    for r in _attention_summary(tiny_figures):
         assert int(r["n_jets"]) == 100
+
+
+def test_03_summary_fractions_are_fractions_and_095_within_08(tiny_figures):
+    for r in _attention_summary(tiny_figures):
         for col in ("frac_above_0.99", "frac_rows_max_ge_0.8", "frac_rows_max_ge_0.95",
                     "median_row_max", "frac_real_pairs", "uniform_median_row_max"):
             assert 0 <= float(r[col]) <= 1, (col, r)
         assert float(r["frac_rows_max_ge_0.95"]) <= float(r["frac_rows_max_ge_0.8"])
+
+
+def test_03_attention_rows_sum_to_one_over_real_keys(tiny_figures):
+    for r in _attention_summary(tiny_figures):
         assert float(r["max_row_sum_error"]) < 1e-4  # rows sum to 1 over real keys
+
+
+def test_03_summary_fraction_errors_are_finite(tiny_figures):
+    for r in _attention_summary(tiny_figures):
         assert np.isfinite(float(r["frac_rows_max_ge_0.8_err"]))
+
+
+def test_03_row_maximum_is_never_below_the_uniform_reference(tiny_figures):
+    for r in _attention_summary(tiny_figures):
         # weights ≥ 1/n on the row maximum: never below the uniform reference
         assert float(r["median_row_max"]) >= float(r["uniform_median_row_max"]) - 1e-3
-    as_coded = [r for r in summary if r["variant"] == "as_coded"]
+
+
+def test_03_as_coded_variant_includes_padding_pairs(tiny_figures):
+    as_coded = [r for r in _attention_summary(tiny_figures) if r["variant"] == "as_coded"]
     assert all(float(r["frac_real_pairs"]) < 1 for r in as_coded)  # padding included
-    hist = list(csv.DictReader(open(figs / "03_attention_histograms.csv")))
+
+
+def test_03_histograms_are_normalised_with_their_bin_counts(tiny_figures):
+    hist = list(csv.DictReader(open(tiny_figures / "03_attention_histograms.csv")))
     groups = {}
     for r in hist:
         p = float(r["probability"])
@@ -213,14 +241,23 @@ def test_03_tables_are_sane(tiny_run):
     for key, probs in groups.items():
         assert sum(probs) == pytest.approx(1.0, abs=1e-4), key
         assert len(probs) == (20 if key[4] == "linear20" else len(LOG_EDGES) - 1)
-    per_head = list(csv.DictReader(open(figs / "03_attention_per_head.csv")))
+
+
+def test_03_per_head_table_has_a_row_per_model_variant_layer_and_head(tiny_figures):
+    per_head = list(csv.DictReader(open(tiny_figures / "03_attention_per_head.csv")))
     assert len(per_head) == 2 * 2 * 2 * 2  # models × variants × layers × heads
-    per_class = list(csv.DictReader(open(figs / "03_attention_per_class.csv")))
+
+
+def test_03_per_class_table_has_top_and_qcd(tiny_figures):
+    per_class = list(csv.DictReader(open(tiny_figures / "03_attention_per_class.csv")))
     assert {"Tbqq", "QCD"} <= {r["class"] for r in per_class}
-    for stem in ("03_heatmap_trained", "03_heatmap_random_init"):
-        cells = list(csv.DictReader(open(figs / f"{stem}.csv")))
-        assert {r["variant"] for r in cells} == {"correct", "as_coded"}
-        sums = {}
-        for r in cells:
-            sums[(r["variant"], r["query"])] = sums.get((r["variant"], r["query"]), 0) + float(r["weight"])
-        assert all(abs(s - 1) < 1e-4 for s in sums.values())
+
+
+@pytest.mark.parametrize("stem", ["03_heatmap_trained", "03_heatmap_random_init"])
+def test_03_heatmap_rows_sum_to_one_in_both_variants(tiny_figures, stem):
+    cells = list(csv.DictReader(open(tiny_figures / f"{stem}.csv")))
+    assert {r["variant"] for r in cells} == {"correct", "as_coded"}
+    sums = {}
+    for r in cells:
+        sums[(r["variant"], r["query"])] = sums.get((r["variant"], r["query"]), 0) + float(r["weight"])
+    assert all(abs(s - 1) < 1e-4 for s in sums.values())
