@@ -46,8 +46,8 @@ ALLOCATORS = {"glibc_default": {}, "mmap_threshold_128k": {"MALLOC_MMAP_THRESHOL
 def setup(max_jets: int | None = None):
     from partnb.analysis.stream import analysis_inputs
     from partnb.data.schema import DATASETS
+    from partnb.notebook import trained_model
     from partnb.params import load_params
-    from partnb.train import trained_model
 
     params = load_params(PARAMS)
     model = trained_model(params, train_if_missing=False)
@@ -67,11 +67,9 @@ def consumers(model, classes):
 
 def cycled(inputs, n_jets: int):
     """``inputs`` repeated to ``n_jets`` jets (views batch by batch, nothing copied up front)."""
-    from partnb.analysis.stream import _take
-
     reps = int(np.ceil(n_jets / len(inputs)))
     index = np.tile(np.arange(len(inputs)), reps)[:n_jets]
-    return _take(inputs, index) if n_jets <= len(inputs) else _Cycled(inputs, index)
+    return inputs.take(index) if n_jets <= len(inputs) else _Cycled(inputs, index)
 
 
 class _Cycled:
@@ -83,6 +81,9 @@ class _Cycled:
 
     def __len__(self):
         return len(self.index)
+
+    def take(self, idx):
+        return self.inputs.take(self.index[np.asarray(idx)])
 
     def __getattr__(self, name):
         if name in ("features", "vectors", "mask", "label", "n_particles"):
@@ -124,7 +125,7 @@ def notebook_passes(model, classes):
 
 
 def plain_pass(model, inputs, batch: int):
-    from partnb.train import predict
+    from partnb.model.factory import predict
 
     return predict(model, inputs, batch_size=batch)
 

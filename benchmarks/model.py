@@ -145,9 +145,9 @@ def official_config() -> tuple[dict, int]:
 
 
 def cpu_default_config() -> tuple[dict, int]:
-    """The model of params/jetclass.yaml as ``partnb.train.model_from_params`` builds it, and P."""
+    """The model of params/jetclass.yaml as ``partnb.model.factory.model_from_params`` builds it, and P."""
+    from partnb.model.factory import model_from_params
     from partnb.params import load_params
-    from partnb.train import model_from_params
 
     params = load_params(PARAMS, check_files=False)
     config = dict(model_from_params(params, num_classes=NUM_CLASSES).config)

@@ -41,11 +41,13 @@ from IPython.display import Markdown, display
 from partnb import plots
 from partnb.analysis import datasets, performance
 from partnb.data import dataset_files
+from partnb.data.sample import load_split, split_sizes
 from partnb.metrics import evaluate, softmax
+from partnb.model.factory import final_checkpoint, predict
+from partnb.notebook import trained_model
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.reference import PART_PUBLISHED
-from partnb.train import final_checkpoint, load_split, predict, split_sizes, trained_model
 
 params = load_params(params_file, {"analysis.progress": progress})
 out = figure_dir(params)

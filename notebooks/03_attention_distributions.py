@@ -48,10 +48,10 @@ from partnb import plots
 from partnb.analysis import sparsity
 from partnb.analysis.stream import analysis_inputs
 from partnb.data.schema import DATASETS
+from partnb.notebook import trained_model
 from partnb.outputs import figure_dir, save_figure, save_table
 from partnb.params import load_params
 from partnb.plots import attention as attention_plots
-from partnb.train import trained_model
 
 params = load_params(params_file, {"analysis.progress": progress, "analysis.n_jets": n_jets})
 out = figure_dir(params)

@@ -41,10 +41,10 @@ import pandas as pd
 from IPython.display import display
 
 from partnb.analysis import substructure
+from partnb.notebook import trained_model
 from partnb.outputs import figure_dir, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.plots import graphs, use_style
-from partnb.train import trained_model
 
 params = load_params(params_file, {"analysis.progress": progress})
 out = figure_dir(params)

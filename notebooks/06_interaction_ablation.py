@@ -1,13 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
-#     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: partnb
 #     language: python
@@ -51,11 +47,13 @@ from IPython.display import Markdown, display
 from partnb import reference
 from partnb.analysis import interaction
 from partnb.analysis.stream import analysis_inputs
+from partnb.model import CheckpointError
+from partnb.model.factory import plain_params
+from partnb.notebook import trained_model
 from partnb.outputs import figure_dir, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.plots import ablation as ablation_plots
 from partnb.plots import use_style
-from partnb.train import TrainingError, plain_params, trained_model
 
 params = load_params(params_file, {"analysis.progress": progress})
 if threads:
@@ -75,7 +73,7 @@ random_model = trained_model(params, random_init=True, train_if_missing=False)
 try:
     plain_model = trained_model(plain_params(params), train_if_missing=train_plain_if_missing,
                                 progress=progress)
-except TrainingError as error:
+except CheckpointError as error:
     plain_model = None
     print(f"ParT-plain row skipped: {error}")
 inputs = analysis_inputs(params, n_jets=n_jets)

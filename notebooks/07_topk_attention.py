@@ -40,12 +40,12 @@ import torch
 
 from partnb.analysis import topk
 from partnb.analysis.stream import analysis_inputs
+from partnb.notebook import trained_model
 from partnb.outputs import figure_dir, save_figure, save_table
 from partnb.params import load_params
 from partnb.plots import ablation as ablation_plots
 from partnb.plots import use_style
 from partnb.reference import TOPK_PUBLISHED
-from partnb.train import trained_model
 
 params = load_params(params_file, {"analysis.progress": progress})
 if threads:

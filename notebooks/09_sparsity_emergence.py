@@ -1,13 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
-#     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: partnb
 #     language: python
@@ -51,10 +47,12 @@ from IPython.display import Markdown, display
 
 from partnb import plots
 from partnb.analysis import emergence
+from partnb.data.sample import load_split
+from partnb.notebook import trained_model
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.plots.emergence import sparsity_over_training
-from partnb.train import load_split, train, trained_model
+from partnb.train import train
 
 params = load_params(params_file, {"analysis.progress": progress})
 out = figure_dir(params)

@@ -185,8 +185,9 @@ def _report_failures(results) -> int:
 
 
 def _cmd_train(args) -> int:
+    from .model.factory import plain_params
     from .params import load_params
-    from .train import plain_params, train
+    from .train import train
 
     params = load_params(args.params)
     if args.plain:
@@ -200,10 +201,11 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from .data.io import DataError, check_dataset_files
+    from .data.sample import load_split
     from .metrics import evaluate
     from .model.checkpoint import load_state_dict_any
+    from .model.factory import final_checkpoint, model_from_params, predict
     from .params import load_params
-    from .train import final_checkpoint, load_split, model_from_params, predict
 
     params = load_params(args.params)
     checkpoint = Path(args.checkpoint) if args.checkpoint else final_checkpoint(params)

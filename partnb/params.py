@@ -177,6 +177,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_jets": Field(INT, None, "cap on training jets (default: the whole train split)",
                           _positive, nullable=True),
         "threads": Field(INT, 0, "torch threads per process (0 = torch's default)", _non_negative),
+        "batching": Field(STR, "bucketed", "training batches: plain (random) or bucketed (similar "
+                          "multiplicity together; docs/datasets.md#length-bucketed-batches)",
+                          _one_of("plain", "bucketed")),
         "monitor_jets": Field(INT, 500, "validation jets of the sparsity monitor (0 = off; "
                               "partnb.analysis.emergence)", _non_negative),
         "monitor_as_coded": Field(BOOL, True, "the monitor also measures the papers' as-coded "

@@ -201,7 +201,7 @@ def study_rows(study: Study) -> list[dict]:
     Points still training or not started are left out (:func:`point_status` says which)."""
     import json
 
-    from .train import split_sizes
+    from .data.sample import split_sizes
 
     rows = []
     sizes: dict = {}

@@ -31,12 +31,10 @@ from torch import nn
 
 from .analysis.emergence import is_monitor_step
 from .data.padding import pad_inputs
+from .data.sample import batch_indices, load_split
+from .model.factory import batch_tensors, model_from_params, predict
 
-__all__ = ["TrainingError", "plain_params", "split_sizes", "split_slice", "split_indices", "load_split", "model_from_params", "Lookahead",
-           "make_optimizer", "learning_rate", "train", "predict", "TrainResult", "trained_model",
-           "final_checkpoint"]
-
-SPLITS = ("train", "val", "test")
+__all__ = ["TrainingError", "Lookahead", "make_optimizer", "learning_rate", "train", "TrainResult"]
 
 
 class TrainingError(RuntimeError):
@@ -44,129 +42,8 @@ class TrainingError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------
-# Data
+# Optimizer
 # --------------------------------------------------------------------------------------
-
-
-def split_slice(n: int, fractions, split: str) -> slice:
-    """The contiguous range of split ``split`` among ``n`` jets of one file.
-
-    Every file is split the same way (first ``fractions[0]`` train, then val, then test), so
-    splits are class-balanced for per-class files and stream without an index.
-    """
-    bounds = np.round(np.cumsum([0.0, *fractions]) * n).astype(int)
-    k = SPLITS.index(split)
-    return slice(int(bounds[k]), int(bounds[k + 1]))
-
-
-def split_indices(labels, fractions, split: str) -> np.ndarray:
-    """Indices (in file order) of split ``split`` among the jets of one file, stratified: the
-    jets of each class, in file order, are cut at the same fractions, so every split holds
-    every class of the file in proportion whatever the order of the file (one sorted by class
-    included). A file of one class — every generated file, every JetClass file — is cut
-    exactly as :func:`split_slice`, so the splits of such files are unchanged."""
-    labels = np.asarray(labels)
-    parts = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        parts.append(idx[split_slice(len(idx), fractions, split)])
-    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-
-
-def _file_labels(path) -> np.ndarray:
-    """Class index of every jet of one file (the label column only)."""
-    from .data.io import iterate_jets
-
-    chunks = [np.asarray(c.label) for c in iterate_jets([path], branches=[], step_size=200_000)]
-    return np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
-
-
-def split_sizes(params) -> dict[str, int]:
-    """Jets in each split of the params' dataset (from the files' labels, no features built)."""
-    from .data import dataset_files
-    from .data.io import count_jets
-
-    sizes = dict.fromkeys(SPLITS, 0)
-    for f in dataset_files(params).files:
-        labels = _file_labels(f)
-        for split in SPLITS:
-            sizes[split] += len(split_indices(labels, params.dataset.split, split))
-    if params.dataset.test_files:
-        sizes["test"] = count_jets(list(params.dataset.test_files))
-    return sizes
-
-
-def load_split(params, split: str, *, max_jets: int | None = None, files=None, progress=False):
-    """Model inputs of one split in memory (CPU scale), as :class:`JetInputs`.
-
-    With ``dataset.test_files`` given, ``split="test"`` reads those files whole.
-    """
-    from .data import dataset_files
-    from .data.features import JetInputs, build_inputs, required_branches
-    from .data.io import iterate_jets
-
-    fs = params.features.set
-    if files is None:
-        if split == "test" and params.dataset.test_files:
-            files, fractions = list(params.dataset.test_files), None
-        else:
-            files, fractions = list(dataset_files(params, progress=progress).files), params.dataset.split
-    else:
-        fractions = None
-    parts = []
-    branches = list(required_branches(fs))
-    for f in files:
-        keep = None if fractions is None else split_indices(_file_labels(f), fractions, split)
-        n_read = 0
-        for chunk in iterate_jets([f], branches=branches, step_size=50_000):
-            lo, hi = n_read, n_read + len(chunk)
-            n_read = hi
-            if keep is not None:
-                local = keep[(keep >= lo) & (keep < hi)] - lo
-                if not len(local):
-                    continue
-                chunk = chunk[local]
-            parts.append(build_inputs(chunk, fs, max_particles=params.features.max_particles,
-                                      clip=params.features.clip))
-    if not parts:
-        raise TrainingError(f"split {split!r} of {params.source} holds no jets")
-    out = JetInputs(
-        features=np.concatenate([p.features for p in parts]),
-        vectors=np.concatenate([p.vectors for p in parts]),
-        mask=np.concatenate([p.mask for p in parts]),
-        label=np.concatenate([p.label for p in parts]),
-        n_particles=np.concatenate([p.n_particles for p in parts]),
-        feature_set=fs, feature_names=parts[0].feature_names,
-    )
-    if max_jets is not None and len(out) > max_jets:
-        keep = np.random.default_rng(params.seed).permutation(len(out))[:max_jets]
-        keep.sort()
-        out = JetInputs(out.features[keep], out.vectors[keep], out.mask[keep], out.label[keep],
-                        out.n_particles[keep], out.feature_set, out.feature_names)
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# Model and optimizer
-# --------------------------------------------------------------------------------------
-
-
-def model_from_params(params, num_classes: int | None = None):
-    """A :class:`ParticleTransformer` sized by the params (input_dim from the feature set)."""
-    from .data.features import FEATURE_SETS
-    from .data.schema import DATASETS
-    from .model.part import ParticleTransformer
-
-    m = params.model
-    return ParticleTransformer(
-        input_dim=len(FEATURE_SETS[params.features.set]),
-        num_classes=num_classes or len(DATASETS[params.dataset.name].classes),
-        pair_input_dim=params.features.pair_features or 4,
-        embed_dims=tuple(m.embed_dims),
-        pair_embed_dims=tuple(m.pair_embed_dims) if params.features.pair_features else (),
-        num_heads=m.num_heads, num_layers=m.num_layers, num_cls_layers=m.num_cls_layers,
-        dropout=m.dropout, attn_dropout=m.dropout, activation_dropout=m.dropout, trim=m.trim,
-    )
 
 
 class Lookahead:
@@ -400,8 +277,8 @@ def _check_output_dir(path: Path) -> None:
 def _run_key(params) -> str:
     """Hash of the settings that change the trained weights. The sparsity monitor's keys do
     not (a run with the monitor trains to the same weights), and ``features.pad_mode:
-    zero`` is left out because runs made before the key existed were zero-padded: their
-    resume states keep their keys."""
+    zero`` and ``train.batching: plain`` are left out because runs made before those keys
+    existed were zero-padded and plainly batched: their resume states keep their keys."""
     from .params import stable_hash
 
     data = {s: params.to_dict()[s] for s in ("dataset", "features", "model", "train", "seed")}
@@ -409,31 +286,13 @@ def _run_key(params) -> str:
         data["train"].pop(name, None)
     if data["features"].get("pad_mode") == "zero":
         del data["features"]["pad_mode"]
+    if data["train"].get("batching") == "plain":
+        del data["train"]["batching"]
     return stable_hash(data)
 
 
 #: train keys that configure the sparsity monitor only
 _MONITOR_KEYS = ("monitor_jets", "monitor_as_coded")
-
-
-def _tensors(inputs, idx, device):
-    sel = torch.as_tensor(idx)
-    return (torch.as_tensor(inputs.features)[sel].to(device),
-            torch.as_tensor(inputs.vectors)[sel].to(device),
-            torch.as_tensor(inputs.mask)[sel].to(device),
-            torch.as_tensor(inputs.label)[sel].to(device))
-
-
-@torch.no_grad()
-def predict(model: nn.Module, inputs, *, batch_size: int = 500, device="cpu", **forward_kw) -> np.ndarray:
-    """Logits of ``inputs`` (a JetInputs) in eval mode, batch by batch."""
-    model.eval()
-    out = []
-    for start in range(0, len(inputs), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(inputs)))
-        x, v, m, _ = _tensors(inputs, idx, device)
-        out.append(model(x, v, m, **forward_kw).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0))
 
 
 def train(params, *, epochs: int | None = None, progress: bool | None = None,
@@ -509,25 +368,25 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
     monitor = _make_monitor(params, val_data) if rank == 0 else None
     monitor_rows = _read_monitor_log(out_dir, start_epoch * (len(train_data) // tp.batch_size)) \
         if monitor is not None and start_epoch else []
-    n = len(train_data)
     per_rank = tp.batch_size // world
     for epoch in range(start_epoch, epochs):
         lr = learning_rate(epoch, epochs, tp.lr, tp.schedule)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(params.seed * 100_003 + epoch))
+        # a function of (seed, epoch): a resumed run sees the same batches
+        batches = batch_indices(train_data.n_particles, tp.batch_size, batching=tp.batching,
+                                seed=params.seed, epoch=epoch, drop_last=True)
         model.train()
         t0 = time.perf_counter()
         tot_loss, tot_correct, seen = 0.0, 0, 0
-        n_batches = n // tp.batch_size
+        n_batches = len(batches)
         bar = tqdm(range(n_batches), disable=not progress, desc=f"epoch {epoch + 1}/{epochs}",
                    unit="batch", leave=False)
         for b in bar:
             if monitor is not None and is_monitor_step(epoch * n_batches + b):
                 _monitor_row(monitor, model, monitor_rows, epoch * n_batches + b, n_batches, lr)
-            start = b * tp.batch_size + rank * per_rank
-            idx = perm[start:start + per_rank].numpy()
-            x, v, m, y = _tensors(train_data, idx, "cpu")
+            idx = batches[b][rank * per_rank:(rank + 1) * per_rank]
+            x, v, m, y = batch_tensors(train_data, idx, "cpu")
             logits = ddp_model(x, v, m)
             loss = loss_fn(logits, y)
             if not torch.isfinite(loss):
@@ -571,7 +430,6 @@ def _make_monitor(params, val_data):
     """The sparsity monitor on a seeded subset of ``train.monitor_jets`` validation jets
     (None when off or when the model has no pair embedding to monitor)."""
     from .analysis.emergence import SparsityMonitor
-    from .analysis.stream import _take
 
     tp = params.train
     if not tp.monitor_jets or not params.features.pair_features:
@@ -580,7 +438,7 @@ def _make_monitor(params, val_data):
     keep = np.arange(n)
     if n > tp.monitor_jets:
         keep = np.sort(np.random.default_rng(params.seed + 1).permutation(n)[:tp.monitor_jets])
-    return SparsityMonitor(_take(val_data, keep), batch_size=params.analysis.batch_size,
+    return SparsityMonitor(val_data.take(keep), batch_size=params.analysis.batch_size,
                            as_coded=tp.monitor_as_coded)
 
 
@@ -619,39 +477,3 @@ def _write_log(out_dir: Path, history: list[dict]) -> None:
 
     save_table(history, out_dir, "train_log")
     atomic_write_text(out_dir / "train_log.json", json.dumps(history, indent=1) + "\n")
-
-
-def plain_params(params):
-    """The params of ParT-plain (docs/analyses.md#part-plain): the same model and recipe without pair features
-    (no U at all), trained into ``<output.models>/plain``. Not an ablation of the trained
-    model but a network of its own, as in the ParT paper's "ParT (plain)" row."""
-    from .params import params_from_dict
-
-    data = params.to_dict()
-    data["features"]["pair_features"] = 0
-    data["model"]["checkpoint"] = None
-    data["output"]["models"] = str(Path(data["output"]["models"]) / "plain")
-    return params_from_dict(data, source=params.source, root=params.root)
-
-
-def final_checkpoint(params) -> Path:
-    """``model.checkpoint`` if set, else the last epoch of ``train.epochs`` in ``output.models``."""
-    if params.model.checkpoint:
-        return Path(params.model.checkpoint)
-    return Path(params.output.models) / f"epoch_{params.train.epochs:03d}.pt"
-
-
-def trained_model(params, *, train_if_missing: bool = True, progress: bool | None = None,
-                  random_init: bool = False):
-    """The params' model in eval mode: the given checkpoint, the trained default, or (if
-    missing and allowed) trained now. ``random_init=True`` gives the seeded untrained model."""
-    from .model.checkpoint import load_state_dict_any
-
-    model = model_from_params(params)
-    path = Path(params.output.models) / "random_init.pt" if random_init else final_checkpoint(params)
-    if not path.exists():
-        if not train_if_missing or params.model.checkpoint:
-            raise TrainingError(f"{path}: checkpoint not found; run `partnb train {params.source}`")
-        train(params, progress=progress)
-    load_state_dict_any(model, path)
-    return model.eval()

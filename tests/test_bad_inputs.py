@@ -103,8 +103,8 @@ def _params(tmp_path: Path, files, *, name="jetclass", **sections) -> Path:
 def _checkpoint(tmp_path: Path, params: Path, *, nan: bool = False) -> Path:
     """A real (untrained) checkpoint of the params' model, optionally with a NaN weight."""
     from partnb.model.checkpoint import save_checkpoint
+    from partnb.model.factory import model_from_params
     from partnb.params import load_params
-    from partnb.train import model_from_params
 
     model = model_from_params(load_params(params, check_files=False))
     if nan:

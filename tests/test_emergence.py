@@ -39,15 +39,7 @@ def tl_inputs(toplandscape_sample):
     _, files = toplandscape_sample
     chunks = [build_inputs(c, "kin", max_particles=48)
               for c in iterate_jets(list(files), branches=list(required_branches("kin")))]
-    return JetInputs(*(np.concatenate([getattr(c, f) for c in chunks])
-                       for f in ("features", "vectors", "mask", "label", "n_particles")),
-                     "kin", chunks[0].feature_names)
-
-
-def _take(inputs, idx):
-    return JetInputs(inputs.features[idx], inputs.vectors[idx], inputs.mask[idx],
-                     inputs.label[idx], inputs.n_particles[idx], inputs.feature_set,
-                     inputs.feature_names)
+    return JetInputs.concat(chunks)
 
 
 def _sharp_model(seed: int = 0) -> ParticleTransformer:
@@ -115,7 +107,7 @@ def test_wrap_padding_follows_weavers_repeat_pad_rule():
 
 
 def test_predictions_do_not_depend_on_the_padding_mode(tl_inputs, one_torch_thread):
-    inputs = _take(tl_inputs, np.arange(40))
+    inputs = tl_inputs.take(np.arange(40))
     wrapped = wrap_pad(inputs)
     assert not np.array_equal(wrapped.features, inputs.features)  # the padded slots changed
     model = _sharp_model()
@@ -131,7 +123,7 @@ def test_predictions_do_not_depend_on_the_padding_mode(tl_inputs, one_torch_thre
 
 
 def test_monitor_equals_the_analysis_consumers(tl_inputs, one_torch_thread):
-    inputs = _take(tl_inputs, np.arange(120))
+    inputs = tl_inputs.take(np.arange(120))
     model = _sharp_model()
     stats = MonitorStats()
     sparsity = AttentionSparsity(2, 2, ["top", "qcd"])
@@ -159,7 +151,7 @@ def test_monitor_equals_the_analysis_consumers(tl_inputs, one_torch_thread):
 
 
 def test_as_coded_columns_equal_brute_force(tl_inputs, one_torch_thread):
-    inputs = _take(tl_inputs, np.arange(30))
+    inputs = tl_inputs.take(np.arange(30))
     model = _sharp_model(1)
     stats = MonitorStats()
     stream_attention(model, inputs, [stats], batch_size=30, capture=("A", "U", "L", "P"),
@@ -208,7 +200,7 @@ def _weights(result):
 
 
 def test_monitor_leaves_training_unchanged_and_resumes(tl_inputs, tmp_path, one_torch_thread):
-    train_set, val_set = _take(tl_inputs, np.arange(0, 240)), _take(tl_inputs, np.arange(240, 300))
+    train_set, val_set = tl_inputs.take(np.arange(0, 240)), tl_inputs.take(np.arange(240, 300))
     plain = train(_params(tmp_path, "off", monitor_jets=0), data=(train_set, val_set), log=lambda _: None)
     watched = train(_params(tmp_path, "on", monitor_jets=50), data=(train_set, val_set), log=lambda _: None)
     for key, value in _weights(plain).items():
@@ -241,7 +233,7 @@ def test_wrap_and_zero_padding_train_differently(tl_inputs, tmp_path, one_torch_
     from partnb.params import stable_hash
     from partnb.train import _run_key
 
-    train_set, val_set = _take(tl_inputs, np.arange(0, 120)), _take(tl_inputs, np.arange(120, 160))
+    train_set, val_set = tl_inputs.take(np.arange(0, 120)), tl_inputs.take(np.arange(120, 160))
     runs = {mode: _weights(train(_params(tmp_path, mode, monitor_jets=0, epochs=1, pad_mode=mode),
                                  data=(train_set, val_set), log=lambda _: None))
             for mode in ("wrap", "zero")}
@@ -316,7 +308,7 @@ def test_as_coded_interaction_counter_equals_the_monitor(tl_inputs, one_torch_th
     )
     from partnb.reference import INTERACTION_PUBLISHED
 
-    inputs = _take(tl_inputs, np.arange(60))
+    inputs = tl_inputs.take(np.arange(60))
     model = _sharp_model(2)
     stats, plain = MonitorStats(), InteractionCounter()
     stream_attention(model, inputs, [stats], batch_size=30, capture=("A", "U", "L", "P"), as_coded=True)

@@ -48,8 +48,8 @@ def rerun(tmp_path_factory):
     from partnb.analysis import interaction, sparsity
     from partnb.analysis.stream import analysis_inputs
     from partnb.data.schema import DATASETS
+    from partnb.notebook import trained_model
     from partnb.params import params_from_dict
-    from partnb.train import trained_model
 
     tmp = tmp_path_factory.mktemp("reproduce")
     files = _generate_first_files(tmp)

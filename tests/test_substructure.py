@@ -234,8 +234,8 @@ def test_05_tables_are_sane(tiny_run):
 
 
 def test_missing_class_is_a_clear_error_and_graph_only_types_stream_one_jet(tiny_run):
+    from partnb.notebook import trained_model
     from partnb.params import load_params
-    from partnb.train import trained_model
 
     params = load_params(tiny_run[0] / "tiny.yaml")
     with pytest.raises(AnalysisError, match="top"):

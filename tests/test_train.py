@@ -16,18 +16,10 @@ import pytest
 import torch
 import yaml
 
+from partnb.data.sample import load_split, split_indices, split_slice
+from partnb.model.factory import model_from_params
 from partnb.params import load_params
-from partnb.train import (
-    Lookahead,
-    TrainingError,
-    _decay_groups,
-    learning_rate,
-    load_split,
-    model_from_params,
-    split_indices,
-    split_slice,
-    train,
-)
+from partnb.train import Lookahead, TrainingError, _decay_groups, learning_rate, train
 
 from conftest import REPO
 

@@ -420,7 +420,7 @@ def latest_model(params):
         FileNotFoundError: no epoch checkpoint, naming the directory.
     """
     from partnb.model.checkpoint import load_state_dict_any
-    from partnb.train import model_from_params
+    from partnb.model.factory import model_from_params
 
     directory = Path(params.output.models)
     epochs = sorted(directory.glob("epoch_[0-9][0-9][0-9].pt"))

@@ -54,7 +54,6 @@ __all__ = [
     "interaction_rows",
     "metrics_row",
     "published_row",
-    "subset_inputs",
 ]
 
 #: A row is non-binary when its largest attention weight is below this (docs/analyses.md#interaction-dependent-and-non-binary-computation).
@@ -98,15 +97,6 @@ def _count(flags: Tensor) -> Tensor:
 def _coarse_u_hist(fine: np.ndarray) -> np.ndarray:
     """Counts in the U_EDGES bins (last axis) from fine-bin counts."""
     return np.add.reduceat(fine, _FINE_STARTS, axis=-1).astype(float)
-
-
-def subset_inputs(inputs, index: np.ndarray):
-    """The jets ``index`` of a :class:`~partnb.data.features.JetInputs`."""
-    from partnb.data.features import JetInputs
-
-    return JetInputs(inputs.features[index], inputs.vectors[index], inputs.mask[index],
-                     inputs.label[index], inputs.n_particles[index], inputs.feature_set,
-                     inputs.feature_names)
 
 
 # --- zero-U ablation (docs/analyses.md#zero-u-ablation) ------------------------------------------------------------
@@ -172,8 +162,8 @@ def ablation_rows(model, inputs, dataset: str, *, batch_size: int = 100, plain_m
     """
     from tqdm.auto import tqdm
 
+    from partnb.model.factory import predict
     from partnb.model.part import Intervention, zero_pair_embed_params
-    from partnb.train import predict
 
     runs = [("trained", "none", model, None),
             ("trained", "zero_u (U:=0)", model, Intervention(zero_u=True)),
@@ -448,7 +438,7 @@ def interaction_metrics(model, inputs, *, batch_size: int = 100, compare_float64
     flips = {"argmax": 0.0, "D": 0.0, "N": 0.0, "computations": 0.0}
     starts = range(0, len(inputs), batch_size)
     for start in tqdm(starts, disable=not progress, desc="interaction", unit="batch", leave=False):
-        chunk = subset_inputs(inputs, np.arange(start, min(start + batch_size, len(inputs))))
+        chunk = inputs.take(np.arange(start, min(start + batch_size, len(inputs))))
         stream_attention(model, chunk, [c32, *consumers], batch_size=batch_size,
                          capture=("A", "U", "L", "P"))
         if c64 is None:

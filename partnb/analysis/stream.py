@@ -76,8 +76,8 @@ def analysis_inputs(params, *, n_jets: int | None = None, classes: Sequence[str]
         AnalysisError: a requested class is not a class of the dataset, or the split holds
             no jet of it (naming the class and what the split holds).
     """
+    from partnb.data.sample import load_split
     from partnb.data.schema import DATASETS
-    from partnb.train import load_split
 
     n_jets = params.analysis.n_jets if n_jets is None else n_jets
     all_classes = list(DATASETS[params.dataset.name].classes)
@@ -90,10 +90,10 @@ def analysis_inputs(params, *, n_jets: int | None = None, classes: Sequence[str]
             raise AnalysisError(
                 f"the {split} split of {params.source} holds no {'/'.join(classes)} jets "
                 f"(classes present: {', '.join(present)})")
-        inputs = _take(inputs, keep)
+        inputs = inputs.take(keep)
     if n_jets is not None and len(inputs) > n_jets:
         keep = np.sort(np.random.default_rng(params.seed).permutation(len(inputs))[:n_jets])
-        inputs = _take(inputs, keep)
+        inputs = inputs.take(keep)
     return inputs
 
 
@@ -106,14 +106,6 @@ def class_indices(all_classes: Sequence[str], names: Iterable[str]) -> list[int]
                                 f"({', '.join(all_classes)})")
         out.append(list(all_classes).index(name))
     return out
-
-
-def _take(inputs, keep: np.ndarray):
-    from partnb.data.features import JetInputs
-
-    return JetInputs(inputs.features[keep], inputs.vectors[keep], inputs.mask[keep],
-                     inputs.label[keep], inputs.n_particles[keep], inputs.feature_set,
-                     inputs.feature_names)
 
 
 def real_queries(record: dict[str, Tensor]) -> Tensor:
@@ -266,7 +258,7 @@ def stream_attention(
                 v = v.to(vectors_dtype)
             m = torch.as_tensor(inputs.mask[idx])
             n = m.sum(dim=(1, 2)).long().numpy()
-            state["batch"] = Batch(idx, inputs.label[idx], n, _take(inputs, idx))
+            state["batch"] = Batch(idx, inputs.label[idx], n, inputs.take(idx))
             logits = model(x, v, m, probe=probe, intervention=intervention).float()
             for consumer in consumers:
                 if hasattr(consumer, "update_logits"):

@@ -253,9 +253,9 @@ def particle_types(params, inputs) -> tuple[np.ndarray | None, str]:
     """
     from partnb.data.features import FeatureError
     from partnb.data.io import DataError
+    from partnb.data.sample import load_split
     from partnb.data.schema import DATASETS
     from partnb.params import params_from_dict
-    from partnb.train import load_split
 
     flags = list(PID_FLAGS.values())
     if all(f in inputs.feature_names for f in flags):
@@ -453,14 +453,6 @@ def _feature(inputs, name: str) -> np.ndarray:
     return inputs.features[:, list(inputs.feature_names).index(name), :]
 
 
-def _one_jet(inputs, position: int):
-    from partnb.data.features import JetInputs
-
-    k = slice(position, position + 1)
-    return JetInputs(inputs.features[k], inputs.vectors[k], inputs.mask[k], inputs.label[k],
-                     inputs.n_particles[k], inputs.feature_set, inputs.feature_names)
-
-
 def _graph_jet(inputs, position: int, layer: int, subjets: SubjetAssignment, pid, maps) -> GraphJet:
     n = int(inputs.n_particles[position])
     pt = np.hypot(inputs.vectors[position, 0, :n], inputs.vectors[position, 1, :n])
@@ -509,7 +501,7 @@ def analyse_jet_type(params, jet_type: JetType, models: Mapping[str, object], *,
     if not (jet_type.lepton_fraction or jet_type.intersubjet_fraction):
         # graphs only: stream just the drawn jet through the trained model
         models = dict(list(models.items())[:1]) if position is not None else {}
-        stream_inputs = _one_jet(inputs, position) if position is not None else inputs
+        stream_inputs = inputs.take([position]) if position is not None else inputs
         position = 0 if position is not None else None
     for k, (name, model) in enumerate(models.items()):
         graph = GraphJetAttention(last, [] if position is None or k else [position])

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from partnb.analysis.interaction import metrics_row, subset_inputs
+from partnb.analysis.interaction import metrics_row
 
 __all__ = ["TOPK_VALUES", "parse_k", "published_topk_rows", "topk_evaluation"]
 
@@ -40,7 +40,7 @@ def parse_k(values: Sequence[int | str]) -> list[int | str]:
 
 
 def _timed_logits(model, inputs, batch_size: int, intervention) -> tuple[np.ndarray, float]:
-    from partnb.train import predict
+    from partnb.model.factory import predict
 
     start = time.perf_counter()
     logits = predict(model, inputs, batch_size=batch_size, intervention=intervention)
@@ -73,7 +73,7 @@ def topk_evaluation(model, inputs, dataset: str, k_values: Sequence[int | str] =
 
     k_values = parse_k(k_values)
     # warm-up: the trimmer's first 5 calls are untrimmed (docs/model.md#sequence-trimmer) and first calls are slow
-    warm = subset_inputs(inputs, np.arange(min(len(inputs), 6)))
+    warm = inputs.take(np.arange(min(len(inputs), 6)))
     _timed_logits(model, warm, 1, None)
     threads = torch.get_num_threads()
     rows, timing = [], []

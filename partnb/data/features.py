@@ -259,6 +259,28 @@ class JetInputs:
     def __len__(self) -> int:
         return int(self.label.shape[0])
 
+    def take(self, index) -> JetInputs:
+        """The jets at ``index`` (integer indices or a boolean mask), in that order: the one
+        way every consumer takes a subset."""
+        index = np.asarray(index)
+        return JetInputs(self.features[index], self.vectors[index], self.mask[index],
+                         self.label[index], self.n_particles[index], self.feature_set,
+                         self.feature_names)
+
+    @classmethod
+    def concat(cls, parts) -> JetInputs:
+        """The jets of ``parts`` (JetInputs of one feature set and P) one after the other."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("JetInputs.concat needs at least one part")
+        first = parts[0]
+        return cls(np.concatenate([p.features for p in parts]),
+                   np.concatenate([p.vectors for p in parts]),
+                   np.concatenate([p.mask for p in parts]),
+                   np.concatenate([p.label for p in parts]),
+                   np.concatenate([p.n_particles for p in parts]),
+                   first.feature_set, first.feature_names)
+
     def to_torch(self, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """The arrays as tensors (sharing memory with the numpy arrays when on CPU).
 
