@@ -47,7 +47,9 @@ from IPython.display import Markdown, display
 
 from partnb import plots
 from partnb.analysis import emergence
+from partnb.analysis.stream import stream_attention
 from partnb.data.sample import load_split
+from partnb.model.factory import load_trained
 from partnb.notebook import trained_model
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.params import load_params
@@ -133,6 +135,36 @@ save_table(bn_rows, out, "09_pair_normalisation")
 display(Markdown(markdown_table(bn_rows, digits=3)))
 
 # %% [markdown]
+# ## Head by head: where the query–key term went
+# The monitor pools every block and head. Here the latest checkpoint of the run and its
+# seeded initialisation (`random_init.pt`) are measured head by head on the same validation
+# jets as the padding table: the medians of |A| (query–key term) and |U| (pair term) over real
+# pairs, and the fraction of rows with maximum ≥ 0.8. A head that kept a large A while the
+# others lost theirs, or one head that carries the binary rows, shows up here.
+
+# %%
+probe = val.take(range(min(len(val), run.train.monitor_jets or 500)))
+head_table = []
+for name, model in (("random_init", load_trained(run, random_init=True)),
+                    (f"epoch_{latest_epoch:03d}", latest)):
+    heads = emergence.HeadMagnitudes(model.config["num_layers"], model.config["num_heads"])
+    stream_attention(model, probe, [heads], batch_size=params.analysis.batch_size,
+                     capture=("A", "U", "P"))
+    head_table += emergence.head_rows(heads, name)
+save_table(head_table, out, "09_heads")
+last = [r for r in head_table if r["model"] != "random_init"]
+largest = max(last, key=lambda r: r["median_abs_A"])
+sparsest = max(last, key=lambda r: r["rows_max_ge_0.8"])
+display(Markdown(markdown_table([r for r in head_table if r["head"] in (0, 1) or r is largest
+                                 or r is sparsest], digits=3)))
+print(f"latest checkpoint: the largest median |A| is {largest['median_abs_A']:.3g} (block "
+      f"{largest['layer']}, head {largest['head']}; its median |U| {largest['median_abs_U']:.3g}); "
+      f"the most binary head has {sparsest['rows_max_ge_0.8']:.1%} of its rows >= 0.8 (block "
+      f"{sparsest['layer']}, head {sparsest['head']}); "
+      f"{sum(r['median_abs_A'] < 0.01 * r['median_abs_U'] for r in last)} of {len(last)} heads "
+      "have median |A| below 1 % of their median |U|")
+
+# %% [markdown]
 # ## Questions
 # 1. In `09_emergence_summary.csv`, did the fraction of rows with max ≥ 0.8 rise before or
 #    after the probe accuracy reached 90 % of its gain (`step_half_rows_max_ge_0.8` against
@@ -144,3 +176,6 @@ display(Markdown(markdown_table(bn_rows, digits=3)))
 #    `median_abs_A_as_coded` with `median_abs_A`: which of the two grows with training?
 # 4. In `09_pair_normalisation.csv`, by what factor does zero padding compress ln kT of real
 #    pairs compared with wrap padding?
+# 5. In `09_heads.csv`, did every head lose its query–key term, or does some head keep a
+#    median |A| comparable with its |U|? Are the binary rows spread over the heads or
+#    concentrated in a few?

@@ -102,3 +102,23 @@ def tiny_run(tmp_path_factory):
 def tiny_figures(tiny_run) -> Path:
     """The figures directory of ``tiny_run``: what the per-notebook table tests read."""
     return tiny_run[0] / "figures"
+
+
+def mixed_jets(n_jets=300, p=32, seed=0):
+    """Synthetic model inputs (no Pythia): jets of 1..P particles with physical 4-vectors,
+    random standardised ``kin``-like features and zero padding."""
+    import numpy as np
+
+    from partnb.data.features import JetInputs
+
+    rng = np.random.default_rng(seed)
+    n = rng.integers(1, p + 1, size=n_jets)
+    n[:5] = p                        # the first batches must not all be short
+    mask = (np.arange(p)[None, :] < n[:, None]).astype(np.float32)[:, None, :]
+    feats = rng.normal(size=(n_jets, 7, p)).astype(np.float32) * mask
+    pt = rng.exponential(20, size=(n_jets, p)) + 1
+    eta, phi = rng.normal(0, 0.3, size=(2, n_jets, p))
+    vec = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], 1)
+    vec = (vec * mask).astype(np.float32)
+    return JetInputs(feats, vec, mask, rng.integers(0, 10, size=n_jets), n.astype(np.int64), "kin",
+                     tuple(f"f{i}" for i in range(7)))

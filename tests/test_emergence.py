@@ -27,8 +27,10 @@ from partnb.data.features import JetInputs, build_inputs, required_branches
 from partnb.data.io import iterate_jets
 from partnb.data.padding import pad_inputs, wrap_pad
 from partnb.model.part import ParticleTransformer
-from partnb.params import params_from_dict
+from partnb.params import load_params, params_from_dict
 from partnb.train import train
+
+from conftest import REPO, mixed_jets
 
 SMALL = {"embed_dims": [16, 32, 16], "pair_embed_dims": [8, 8], "num_heads": 2, "num_layers": 2,
          "num_cls_layers": 1, "dropout": 0.0}
@@ -328,3 +330,49 @@ def test_as_coded_interaction_counter_equals_the_monitor(tl_inputs, one_torch_th
     assert verdict["metrics"]["rate_D"]["change"] != "unchanged"  # D' differs from D here
     with pytest.raises(ValueError, match="variant"):
         InteractionCounter(variant="as coded")
+
+
+class _Records:
+    """Keeps every particle block's record (a brute-force reference)."""
+
+    def __init__(self):
+        self.records = []
+
+    def update(self, key, record, batch):
+        if isinstance(key, int):
+            self.records.append((key, {k: v.clone() for k, v in record.items() if hasattr(v, "clone")}))
+
+
+def test_head_magnitudes_match_brute_force(one_torch_thread):
+    """Per (block, head) medians of |A|, |U| and the rows with max >= 0.8, against numpy on
+    the same records: medians within one 0.01-dex bin, row counts exact."""
+    from partnb.analysis.emergence import HeadMagnitudes, head_rows
+    from partnb.analysis.stream import stream_attention
+    from partnb.model.factory import model_from_params
+
+    params = load_params(REPO / "params" / "tiny.yaml")
+    torch.manual_seed(3)
+    model = model_from_params(params).eval()
+    inputs = mixed_jets(80)
+    cfg = model.config
+    heads, records = HeadMagnitudes(cfg["num_layers"], cfg["num_heads"]), _Records()
+    stream_attention(model, inputs, [heads, records], batch_size=20, capture=("A", "U", "P"))
+    rows = head_rows(heads, "m")
+    assert len(rows) == cfg["num_layers"] * cfg["num_heads"]
+    for row in rows:
+        a, u, n, ge = [], [], 0, 0
+        for key, rec in records.records:
+            if key != row["layer"]:
+                continue
+            real = ~rec["padding_mask"]
+            pairs = real[:, :, None] & real[:, None, :]
+            a.append(rec["A"][:, row["head"]][pairs].abs().numpy())
+            u.append(rec["U"][:, row["head"]][pairs].abs().numpy())
+            row_max = rec["P"][:, row["head"]].amax(-1)[real]
+            n += row_max.numel()
+            ge += int((row_max >= 0.8).sum())
+        assert abs(np.log10(row["median_abs_A"]) - np.log10(np.median(np.concatenate(a)))) <= 0.011
+        assert abs(np.log10(row["median_abs_U"]) - np.log10(np.median(np.concatenate(u)))) <= 0.011
+        assert row["rows"] == n and row["rows_max_ge_0.8"] == pytest.approx(ge / n)
+    # heads differ (the check is not comparing a head with itself)
+    assert len({round(r["median_abs_A"], 6) for r in rows}) > 1

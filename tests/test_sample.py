@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from partnb.data.features import JetInputs
 from partnb.data.io import DataError
 from partnb.data.sample import BUCKET_BATCHES, batch_indices, load_split
 from partnb.model.factory import model_from_params, predict
 from partnb.params import load_params, params_from_dict
 
-from conftest import PARAMS
+from conftest import PARAMS, mixed_jets
 
 
 def _lengths(n=1000, seed=0):
@@ -72,28 +71,13 @@ def test_bad_batch_settings_are_named(kw, match):
         batch_indices(_lengths(10), args.pop("batch_size"), **args)
 
 
-def _mixed_jets(n_jets=300, p=32, seed=0):
-    """Jets of 1..P particles with physical 4-vectors and zero padding."""
-    rng = np.random.default_rng(seed)
-    n = rng.integers(1, p + 1, size=n_jets)
-    n[:5] = p                        # the first batches must not all be short
-    mask = (np.arange(p)[None, :] < n[:, None]).astype(np.float32)[:, None, :]
-    feats = rng.normal(size=(n_jets, 7, p)).astype(np.float32) * mask
-    pt = rng.exponential(20, size=(n_jets, p)) + 1
-    eta, phi = rng.normal(0, 0.3, size=(2, n_jets, p))
-    vec = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta)], 1)
-    vec = (vec * mask).astype(np.float32)
-    return JetInputs(feats, vec, mask, rng.integers(0, 10, size=n_jets), n.astype(np.int64), "kin",
-                     tuple(f"f{i}" for i in range(7)))
-
-
 def test_bucketed_inference_gives_the_plain_logits(one_torch_thread):
     """A jet's logits do not depend on the batch it sits in: bucketed (trimmed short) and
     plain (trimmed to the longest of a mixed batch) agree to float rounding."""
     params = load_params(PARAMS / "tiny.yaml")
     torch.manual_seed(0)
     model = model_from_params(params).eval()
-    inputs = _mixed_jets()
+    inputs = mixed_jets()
     plain = predict(model, inputs, batch_size=25, batching="plain")
     bucketed = predict(model, inputs, batch_size=25, batching="bucketed")
     assert model.trimmer.calls >= model.trimmer.warmup_calls  # the trimmer did cut batches

@@ -45,7 +45,7 @@ from .stream import pair_layout, stream_attention
 __all__ = ["MONITOR_COLUMNS", "SparsityMonitor", "MonitorStats", "is_monitor_step",
            "monitor_steps", "VARIANT_SUFFIX", "emergence_params_file", "emergence_summary",
            "emergence_verdict", "latest_model", "load_monitor_log", "monitor_overhead",
-           "pair_normalisation_rows"]
+           "pair_normalisation_rows", "HeadMagnitudes", "head_rows"]
 
 #: log10 bins of magnitudes (|A|, |U|, |A′|) and of ratios: 0.01 dex from 1e-12 to 1e12,
 #: values outside land in the first or last bin (zeros are counted apart).
@@ -408,6 +408,56 @@ def pair_normalisation_rows(models: dict, inputs, *, max_jets: int = 500) -> lis
             row[f"{name}_running_std"] = float(bn.running_var[c].sqrt())
             row[f"{name}_compression"] = float(bn.running_var[c].sqrt() / real[c].std())
         rows.append(row)
+    return rows
+
+
+class HeadMagnitudes:
+    """Per (particle block, head): how large the query–key term A and the pair term U are, and
+    how often a row is nearly binary, over real query–key pairs (streaming consumer; feed it
+    a pass with ``capture=("A", "U", "P")``).
+
+    The monitor's medians pool every block and head; a head that kept a large A while the
+    others lost it would be invisible there. Medians come from the monitor's 0.01-dex
+    histograms (exact to a bin).
+
+    Attributes:
+        abs_a, abs_u: (L, H, bins) counts of log10 |A| and log10 |U|.
+        rows, rows_ge: (L, H) real query rows and those with max weight >= 0.8.
+    """
+
+    def __init__(self, num_layers: int, num_heads: int) -> None:
+        self.L, self.H = num_layers, num_heads
+        self.abs_a = np.zeros((num_layers, num_heads, _LOG_BINS), np.int64)
+        self.abs_u = np.zeros((num_layers, num_heads, _LOG_BINS), np.int64)
+        self.rows = np.zeros((num_layers, num_heads), np.int64)
+        self.rows_ge = np.zeros((num_layers, num_heads), np.int64)
+
+    def update(self, key, record: dict[str, Tensor], batch) -> None:
+        if not isinstance(key, int):
+            return
+        real = ~record["padding_mask"]                       # (B, P)
+        pairs = real[:, :, None] & real[:, None, :]          # (B, P, P)
+        threshold = ROW_THRESHOLDS[0]
+        for h in range(self.H):
+            for name, hist in (("A", self.abs_a), ("U", self.abs_u)):
+                values = record[name][:, h][pairs].float().abs_().log10_()
+                hist[key, h] += _log_hist(values)
+            row_max = record["P"][:, h].amax(-1)[real]         # real queries
+            self.rows[key, h] += row_max.numel()
+            self.rows_ge[key, h] += int((row_max >= threshold).sum())
+
+
+def head_rows(heads: HeadMagnitudes, model: str) -> list[dict]:
+    """One row per (block, head) of a :class:`HeadMagnitudes`: medians of |A| and |U|, their
+    ratio, and the fraction of rows with max >= 0.8."""
+    rows = []
+    for layer in range(heads.L):
+        for h in range(heads.H):
+            a, u = _log_median(heads.abs_a[layer, h]), _log_median(heads.abs_u[layer, h])
+            n = int(heads.rows[layer, h])
+            rows.append({"model": model, "layer": layer, "head": h, "median_abs_A": a,
+                         "median_abs_U": u, "ratio_of_medians": a / u if u > 0 else float("nan"),
+                         "rows": n, "rows_max_ge_0.8": heads.rows_ge[layer, h] / n if n else float("nan")})
     return rows
 
 
