@@ -170,6 +170,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "lr": Field(FLOAT, 1e-3, "learning rate", _finite_positive),
         "weight_decay": Field(FLOAT, 0.0, "weight decay (not on biases, norms, cls_token)",
                               lambda v: None if 0 <= v < float("inf") else "must be finite, >= 0"),
+        "weight_decay_mode": Field(STR, "decoupled", "decoupled (weaver: w -= lr * wd * w) or "
+                                   "coupled (wd * w added to the gradient, then rescaled by the "
+                                   "adaptive step: torch's RAdam default)",
+                                   _one_of("decoupled", "coupled")),
         "schedule": Field(STR, "flat+decay", "learning-rate schedule",
                           _one_of("flat+decay", "none")),
         "epochs": Field(INT, 6, "training epochs", _positive),

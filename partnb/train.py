@@ -101,10 +101,16 @@ def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def make_optimizer(model: nn.Module, train_params):
     """RAdam + Lookahead ("ranger", docs/training.md#optimizer-and-schedule) or AdamW, with weaver's weight-decay groups."""
     groups = _decay_groups(model, train_params.weight_decay)
+    # weaver's RAdam and AdamW shrink the weights directly (w -= lr * wd * w); torch's RAdam
+    # adds wd * w to the gradient unless told otherwise, where the adaptive step then
+    # rescales it (docs/training.md#optimizer-and-schedule)
+    decoupled = train_params.weight_decay_mode == "decoupled"
     if train_params.optimizer == "ranger":
         return Lookahead(torch.optim.RAdam(groups, lr=train_params.lr, betas=(0.95, 0.999),
-                                           eps=1e-5))
-    return torch.optim.AdamW(groups, lr=train_params.lr)
+                                           eps=1e-5, decoupled_weight_decay=decoupled))
+    if decoupled:
+        return torch.optim.AdamW(groups, lr=train_params.lr)
+    return torch.optim.Adam(groups, lr=train_params.lr)  # L2 in the gradient
 
 
 def learning_rate(epoch: int, epochs: int, base_lr: float, schedule: str) -> float:
@@ -277,8 +283,9 @@ def _check_output_dir(path: Path) -> None:
 def _run_key(params) -> str:
     """Hash of the settings that change the trained weights. The sparsity monitor's keys do
     not (a run with the monitor trains to the same weights), and ``features.pad_mode:
-    zero`` and ``train.batching: plain`` are left out because runs made before those keys
-    existed were zero-padded and plainly batched: their resume states keep their keys."""
+    zero``, ``train.batching: plain`` and ``train.weight_decay_mode: coupled`` (or any mode
+    without weight decay) are left out because runs made before those keys existed were
+    zero-padded, plainly batched and coupled: their resume states keep their keys."""
     from .params import stable_hash
 
     data = {s: params.to_dict()[s] for s in ("dataset", "features", "model", "train", "seed")}
@@ -288,6 +295,8 @@ def _run_key(params) -> str:
         del data["features"]["pad_mode"]
     if data["train"].get("batching") == "plain":
         del data["train"]["batching"]
+    if data["train"].get("weight_decay_mode") == "coupled" or not data["train"].get("weight_decay"):
+        data["train"].pop("weight_decay_mode", None)  # coupled: every run before the key
     return stable_hash(data)
 
 

@@ -1,0 +1,44 @@
+"""The committed resume states still resume under today's params: a new params key that
+changes the run key of an old run would make `partnb train` refuse the committed runs
+(and every notebook that trains if missing). Each state's run key is checked against the
+params file that made it."""
+
+from __future__ import annotations
+
+import pytest
+
+from partnb.model.factory import plain_params
+from partnb.params import load_params
+from partnb.train import _run_key, load_train_state
+
+from conftest import PARAMS, REPO
+
+RUNS = {
+    "models/jetclass/train_state.pt": ("jetclass.yaml", False),
+    "models/toplandscape/train_state.pt": ("toplandscape.yaml", False),
+    "models/quarkgluon/train_state.pt": ("quarkgluon.yaml", False),
+    "models/jetclass/plain/train_state.pt": ("jetclass.yaml", True),
+    "models/toplandscape/plain/train_state.pt": ("toplandscape.yaml", True),
+    "models/quarkgluon/plain/train_state.pt": ("quarkgluon.yaml", True),
+    "models/jetclass/emergence/train_state.pt": ("study/jetclass_emergence.yaml", False),
+    "models/toplandscape/emergence/train_state.pt": ("study/toplandscape_emergence.yaml", False),
+    "models/quarkgluon/emergence/train_state.pt": ("study/quarkgluon_emergence.yaml", False),
+}
+
+
+def test_every_committed_state_is_listed():
+    committed = {str(p.relative_to(REPO)) for p in (REPO / "models").rglob("train_state.pt")
+                 if "tiny" not in p.parts and "study" not in p.parts}
+    assert committed <= set(RUNS)
+
+
+@pytest.mark.parametrize("state", sorted(RUNS))
+def test_committed_state_matches_its_params(state):
+    path = REPO / state
+    if not path.exists():
+        pytest.skip(f"{state} is not in this checkout")
+    params_file, plain = RUNS[state]
+    params = load_params(PARAMS / params_file, check_files=False)
+    if plain:
+        params = plain_params(params)
+    assert load_train_state(path)["run_key"] == _run_key(params)
