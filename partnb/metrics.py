@@ -60,6 +60,7 @@ __all__ = [
     "auc_binary",
     "auc_ovo",
     "auc_ovr",
+    "binary_discriminant",
     "binary_rejections",
     "confusion_matrix",
     "evaluate",
@@ -197,8 +198,23 @@ def accuracy(labels: Any, scores: Any) -> float:
     return float(np.mean(np.argmax(sc, axis=1) == lab))
 
 
-def _binary_discriminant(scores: np.ndarray, signal: int, background: int) -> np.ndarray:
-    """``p_signal / (p_signal + p_background)``; 0.5 where both are exactly 0."""
+def binary_discriminant(scores: Any, signal: int, background: int) -> np.ndarray:
+    """The discriminant of docs/metrics.md#background-rejection: ``p_signal / (p_signal +
+    p_background)``, and 0.5 where both are exactly 0 (no floor on the denominator, so a
+    tiny but non-zero sum keeps its exact ratio).
+
+    The one definition every ROC and rejection of partnb uses (:func:`rejection_point`,
+    :func:`auc_binary`, :func:`partnb.analysis.performance.roc_curves`).
+
+    Args:
+        scores: per-class probabilities, shape ``(N, n_classes)``.
+        signal: score column of the signal class.
+        background: score column of the background class.
+
+    Returns:
+        float64 array ``(N,)`` in ``[0, 1]`` for non-negative scores.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
     num = scores[:, signal]
     den = num + scores[:, background]
     out = np.full(num.shape, 0.5)
@@ -229,7 +245,7 @@ def auc_binary(labels: Any, scores: Any) -> float:
     lab, sc = _check(labels, scores)
     if sc.shape[1] != 2:
         raise ValueError(f"auc_binary needs 2 score columns, got {sc.shape[1]}")
-    return _auc(lab == 0, _binary_discriminant(sc, 0, 1))
+    return _auc(lab == 0, binary_discriminant(sc, 0, 1))
 
 
 def auc_ovo(labels: Any, scores: Any) -> float:
@@ -403,7 +419,7 @@ def rejection_point(
     if n_sig == 0 or n_bkg == 0:
         nan = math.nan
         return RejectionPoint(nan, eff, nan, nan, nan, 0, n_bkg, n_sig, nan)
-    disc = _binary_discriminant(sc[keep], sig, bkg)
+    disc = binary_discriminant(sc[keep], sig, bkg)
     fpr, tpr, thr = roc_curve(truth, disc, drop_intermediate=True)
     idx = int(np.argmin(np.abs(tpr - eff)))
     f = float(fpr[idx])

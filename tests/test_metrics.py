@@ -17,6 +17,7 @@ from partnb.metrics import (
     auc_binary,
     auc_ovo,
     auc_ovr,
+    binary_discriminant,
     binary_rejections,
     confusion_matrix,
     evaluate,
@@ -139,6 +140,32 @@ def test_confusion_matrix_by_hand():
     assert np.all(confusion_matrix([0, 1], SCORES3[[0, 2]])[2] == 0)
     with pytest.raises(ValueError, match="normalize"):
         confusion_matrix(LABELS3, SCORES3, normalize="rows")
+
+
+def test_binary_discriminant_by_hand():
+    # docs/metrics.md#background-rejection: p_s / (p_s + p_b), 0.5 where both are exactly 0,
+    # and no floor: a tiny non-zero sum keeps its exact ratio (a 1e-12 floor would give 1e-3)
+    scores = np.array([[0.5, 0.3, 0.2], [0.0, 0.0, 1.0], [1e-15, 3e-15, 1.0], [0.0, 0.4, 0.6]])
+    np.testing.assert_allclose(binary_discriminant(scores, 1, 0), [0.3 / 0.8, 0.5, 0.75, 1.0], rtol=1e-15)
+    np.testing.assert_allclose(binary_discriminant(scores, 0, 1), [0.5 / 0.8, 0.5, 0.25, 0.0], rtol=1e-15)
+
+
+def test_roc_curves_use_the_rejection_discriminant():
+    # partnb.analysis.performance draws its ROC from the same discriminant as the rejection.
+    # Signal (class 1) jets at s = 0.9, 0.6, 0.4, 0.3; QCD jets: two with p_1 = p_0 = 0 (s = 0.5
+    # by the definition, 0 with a floored denominator), one at 0.35, one at 0.2. At 75 % signal
+    # efficiency (cut s >= 0.4) the two zero-score QCD jets pass: FPR 2/4 (0 if they were at 0).
+    from partnb.analysis.performance import roc_curves
+
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    p1 = np.array([0.9, 0.6, 0.4, 0.3, 0.0, 0.0, 0.35, 0.2])
+    p0 = np.array([0.1, 0.4, 0.6, 0.7, 0.0, 0.0, 0.65, 0.8])
+    scores = np.column_stack([p0, p1, 1 - p0 - p1])
+    tpr, fpr = roc_curves(labels, scores, ["QCD", "X", "Y"], "jetclass")["X"]
+    for eff, want_fpr in ((0.5, 0.0), (0.75, 0.5), (1.0, 0.75)):
+        point = rejection_point(labels, scores, 1, 0, efficiency=eff)
+        idx = int(np.argmin(np.abs(tpr - eff)))
+        assert (tpr[idx], fpr[idx]) == (point.tpr, point.fpr) == (eff, want_fpr)
 
 
 def test_softmax_stable_float64():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from partnb.metrics import binary_discriminant
+
 __all__ = ["metrics_rows", "roc_curves", "roc_rows", "model_size_rows"]
 
 
@@ -23,7 +25,8 @@ def metrics_rows(result: dict, dataset: str, published: dict | None = None, labe
 
 def roc_curves(labels: np.ndarray, scores: np.ndarray, classes, dataset: str) -> dict:
     """Signal efficiency vs background rejection per signal class against QCD (JetClass),
-    or class 0 against class 1 (binary), with the discriminant of docs/metrics.md#background-rejection."""
+    or class 0 against class 1 (binary), with the discriminant of docs/metrics.md#background-rejection
+    (:func:`partnb.metrics.binary_discriminant`, the one the rejections use)."""
     from sklearn.metrics import roc_curve
 
     labels = np.asarray(labels)
@@ -36,8 +39,7 @@ def roc_curves(labels: np.ndarray, scores: np.ndarray, classes, dataset: str) ->
         sel = (labels == sig) | (labels == bkg)
         if not (np.any(labels[sel] == sig) and np.any(labels[sel] == bkg)):
             continue
-        s = scores[sel, sig] / np.maximum(scores[sel, sig] + scores[sel, bkg], 1e-12)
-        fpr, tpr, _ = roc_curve(labels[sel] == sig, s)
+        fpr, tpr, _ = roc_curve(labels[sel] == sig, binary_discriminant(scores[sel], sig, bkg))
         out[classes[sig]] = (tpr, fpr)
     return out
 
