@@ -11,14 +11,19 @@ import pytest
 import torch
 
 from partnb.analysis.sparsity import (
+    ABOVE_COLUMN,
+    BINARY_ROW_THRESHOLD,
     LINEAR_EDGES,
     LOG_EDGES,
+    ROW_THRESHOLDS,
+    ROWS_MAX_COLUMNS,
     AttentionSparsity,
     attention_heatmaps,
     bin_index,
     heatmap_jet,
     jackknife_ratio,
     median_from_histogram,
+    rows_max_column,
     untrimmed,
 )
 from partnb.analysis.stream import Batch, stream_attention
@@ -37,6 +42,21 @@ def test_bin_index_is_numpys_histogram_convention():
         assert counts.tolist() == np.histogram(values, edges)[0].tolist()
     # docs/pitfalls.md#pitfall-15-numpy-histogram-edges: exactly 1 lands in the last bin, 0.95 too, exact 0 in the first
     assert bin_index(torch.tensor([1.0, 0.95, 0.0]), LINEAR_EDGES).tolist() == [19, 19, 0]
+
+
+def test_thresholds_and_column_names_are_defined_once():
+    # the committed tables' column names, spelled from the one definition of the thresholds
+    from partnb.analysis import comparison, interaction, scaling
+
+    assert ROW_THRESHOLDS == (0.8, 0.95) and BINARY_ROW_THRESHOLD == 0.8
+    assert ROWS_MAX_COLUMNS == ("frac_rows_max_ge_0.8", "frac_rows_max_ge_0.95")
+    assert rows_max_column() == ROWS_MAX_COLUMNS[0]
+    assert rows_max_column(ROW_THRESHOLDS[1], prefix="") == "rows_max_ge_0.95"
+    assert rows_max_column(prefix="uniform_frac_") == "uniform_frac_rows_max_ge_0.8"
+    assert ABOVE_COLUMN == "frac_above_0.99"
+    assert interaction.NON_BINARY_THRESHOLD is BINARY_ROW_THRESHOLD
+    assert scaling.EXTRAPOLATED[0] == "rows_max_ge_0.8"
+    assert comparison.BINARY_COLUMNS[:3] == (*ROWS_MAX_COLUMNS, ABOVE_COLUMN)
 
 
 def test_jackknife_ratio_by_hand():

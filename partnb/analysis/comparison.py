@@ -17,6 +17,8 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from partnb.analysis.sparsity import ABOVE_COLUMN, BINARY_ROW_THRESHOLD, ROWS_MAX_COLUMNS
+
 __all__ = ["ComparisonError", "figure_dirs", "attention_histogram_rows", "binary_rows",
            "ratio_rows", "ratio_histogram_rows", "interaction_rows", "binary_ordering"]
 
@@ -72,8 +74,7 @@ def attention_histogram_rows(dirs: Mapping[str, Path], missing: list[str], *,
     return rows
 
 
-BINARY_COLUMNS = ("frac_rows_max_ge_0.8", "frac_rows_max_ge_0.95", "frac_above_0.99",
-                  "median_row_max", "uniform_median_row_max")
+BINARY_COLUMNS = (*ROWS_MAX_COLUMNS, ABOVE_COLUMN, "median_row_max", "uniform_median_row_max")
 
 
 def binary_rows(dirs: Mapping[str, Path], missing: list[str]) -> list[dict]:
@@ -146,7 +147,7 @@ def interaction_rows(dirs: Mapping[str, Path], missing: list[str]) -> list[dict]
     return rows
 
 
-def binary_ordering(rows: Sequence[dict], *, column: str = "frac_rows_max_ge_0.8",
+def binary_ordering(rows: Sequence[dict], *, column: str = ROWS_MAX_COLUMNS[0],
                     binary: Sequence[str] = ("jetclass", "quarkgluon"),
                     not_binary: Sequence[str] = ("toplandscape",)) -> dict:
     """Does the papers' ordering hold here? True when every ``binary`` dataset's trained model
@@ -172,7 +173,7 @@ def binary_ordering(rows: Sequence[dict], *, column: str = "frac_rows_max_ge_0.8
     absolute = {d: trained[d][column] > 0.5 for d in trained}
     values = ", ".join(f"{d} {trained[d][column]:.3g}" for d in trained)
     out.update(ordering_holds=holds, binary_in_absolute_terms=absolute, sentence=(
-        f"fraction of query rows with max weight >= 0.8 (trained): {values}. The papers' ordering "
+        f"fraction of query rows with max weight >= {BINARY_ROW_THRESHOLD:g} (trained): {values}. The papers' ordering "
         f"({' and '.join(have_b)} more binary than {' and '.join(have_n)}) "
         f"{'holds' if holds else 'does not hold'} at more than two standard errors; "
         + ("attention is binary (> 50 % of rows) on " + ", ".join(d for d, v in absolute.items() if v)

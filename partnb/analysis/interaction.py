@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from partnb.analysis.sparsity import BINARY_ROW_THRESHOLD
 from partnb.analysis.stream import Scratch, pair_layout, real_queries, stream_attention
 from partnb.model.part import padding_bias
 
@@ -56,8 +57,9 @@ __all__ = [
     "published_row",
 ]
 
-#: A row is non-binary when its largest attention weight is below this (docs/analyses.md#interaction-dependent-and-non-binary-computation).
-NON_BINARY_THRESHOLD = 0.8
+#: A row is non-binary when its largest attention weight is below this (docs/analyses.md#interaction-dependent-and-non-binary-computation):
+#: the binary-row threshold of :mod:`partnb.analysis.sparsity`, defined there.
+NON_BINARY_THRESHOLD = BINARY_ROW_THRESHOLD
 #: An ablation "collapses" the tagger when it loses at least this fraction of the
 #: above-chance accuracy (used by :func:`ablation_verdict`).
 COLLAPSE_THRESHOLD = 0.5

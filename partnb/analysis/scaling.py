@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from partnb.analysis.sparsity import rows_max_column
+
 __all__ = ["Fit", "PAPER_SCALE", "extrapolation_row", "fit_logistic_log", "fit_power_law"]
 
 #: the papers' training scale: training jets and optimiser steps (ParT paper, training recipes of
@@ -248,7 +250,7 @@ def drivers_verdict(effects: Sequence[dict], extrapolations: Sequence[dict], *,
 
 
 #: the measures carried to the papers' scale
-EXTRAPOLATED = ("rows_max_ge_0.8", "median_row_max", "median_logit_gap")
+EXTRAPOLATED = (rows_max_column(prefix=""), "median_row_max", "median_logit_gap")
 _FORMS = {"power law": fit_power_law, "logistic": fit_logistic_log}
 
 

@@ -38,10 +38,15 @@ from torch import Tensor
 from partnb.analysis.stream import Scratch, pair_layout
 
 __all__ = [
+    "ABOVE_COLUMN",
+    "BINARY_ROW_THRESHOLD",
+    "ENTRY_THRESHOLD",
     "HEATMAP_CLASS",
     "LINEAR_EDGES",
     "LOG_EDGES",
+    "ROWS_MAX_COLUMNS",
     "ROW_MAX_EDGES",
+    "ROW_THRESHOLDS",
     "VARIANTS",
     "AttentionSparsity",
     "attention_heatmaps",
@@ -51,6 +56,7 @@ __all__ = [
     "heatmap_rows",
     "jackknife_ratio",
     "median_from_histogram",
+    "rows_max_column",
     "untrimmed",
 ]
 
@@ -63,9 +69,32 @@ LOG_EDGES = np.concatenate(([0.0], np.logspace(-8, 0, 33))).astype(np.float32)
 ROW_MAX_EDGES = np.linspace(0.0, 1.0, 1001, dtype=np.float32)
 #: The two readings of "the attention distribution".
 VARIANTS = ("correct", "as_coded")
-#: Thresholds of the summary fractions.
+#: Threshold of the entry fraction ``frac_above_0.99`` (W > ENTRY_THRESHOLD).
 ENTRY_THRESHOLD = 0.99
+#: Row-maximum thresholds of the binary fractions (docs/analyses.md#binary-fractions): the
+#: fraction of real query rows whose largest weight is >= each. Defined here only; every table,
+#: plot and counter of partnb takes them (and their column names, :func:`rows_max_column`) from here.
 ROW_THRESHOLDS = (0.8, 0.95)
+#: The row threshold of "binary" attention: a row is binary at max W >= it and non-binary (N of
+#: docs/analyses.md#interaction-dependent-and-non-binary-computation) below it.
+BINARY_ROW_THRESHOLD = ROW_THRESHOLDS[0]
+
+
+def rows_max_column(threshold: float = BINARY_ROW_THRESHOLD, prefix: str = "frac_") -> str:
+    """Table column of the fraction of query rows with largest weight >= ``threshold``.
+
+    ``rows_max_column()`` is ``"frac_rows_max_ge_0.8"`` (the sparsity and comparison tables);
+    ``prefix=""`` gives the emergence and scaling tables' ``"rows_max_ge_0.8"``,
+    ``prefix="uniform_frac_"`` the uniform-attention reference. Append ``"_err"`` for the
+    jackknife error column."""
+    return f"{prefix}rows_max_ge_{threshold:g}"
+
+
+#: The two row-fraction columns of the sparsity tables, in ROW_THRESHOLDS order
+#: (``frac_rows_max_ge_0.8``, ``frac_rows_max_ge_0.95``).
+ROWS_MAX_COLUMNS = tuple(rows_max_column(t) for t in ROW_THRESHOLDS)
+#: Column of the fraction of entries above ENTRY_THRESHOLD (``frac_above_0.99``).
+ABOVE_COLUMN = f"frac_above_{ENTRY_THRESHOLD:g}"
 
 
 def bin_index(values: Tensor, edges: np.ndarray) -> Tensor:
@@ -136,9 +165,13 @@ _LOG_SHIFT = torch.tensor(33.0)  # log bin of w: floor(4 log10 w + 33), clamped 
 _CODE_TO_LINEAR = torch.zeros(_CODES, len(LINEAR_EDGES) - 1, dtype=torch.long)
 _CODE_TO_LINEAR[torch.arange(_CODES), (torch.arange(_CODES) - 1).clamp(min=0) // 5] = 1
 
-# counters per (class, group, layer, head), last axis:
-_ENTRIES, _ABOVE, _ZERO, _ROWS, _ROWS_08, _ROWS_095 = range(6)
+# counters per (class, group, layer, head), last axis (_ROWS_T0, _ROWS_T1: real rows with
+# max W >= ROW_THRESHOLDS[0], [1]):
+_ENTRIES, _ABOVE, _ZERO, _ROWS, _ROWS_T0, _ROWS_T1 = range(6)
 _N_COUNTERS = 6
+# uniform attention over n >= 2 real keys has weights 1/n <= 1/2: it passes a threshold above
+# 1/2 only for n = 1, which is what the uniform_* columns count (``uniform_single``)
+assert min(ENTRY_THRESHOLD, *ROW_THRESHOLDS) > 0.5, "uniform_* columns count n = 1 jets only"
 
 
 class AttentionSparsity:
@@ -330,10 +363,10 @@ class AttentionSparsity:
         jets = self.jets[cs].reshape(-1, self.K).sum(axis=0)
         row = {"n_jets": int(jets.sum()), "n_entries": int(c[:, _ENTRIES].sum()),
                "n_rows": int(c[:, _ROWS].sum())}
-        for name, num, den in (("frac_above_0.99", _ABOVE, _ENTRIES),
+        for name, num, den in ((ABOVE_COLUMN, _ABOVE, _ENTRIES),
                                ("frac_exact_zero", _ZERO, _ENTRIES),
-                               ("frac_rows_max_ge_0.8", _ROWS_08, _ROWS),
-                               ("frac_rows_max_ge_0.95", _ROWS_095, _ROWS)):
+                               (ROWS_MAX_COLUMNS[0], _ROWS_T0, _ROWS),
+                               (ROWS_MAX_COLUMNS[1], _ROWS_T1, _ROWS)):
             value, err = jackknife_ratio(c[:, num], c[:, den])
             row[name], row[name + "_err"] = value, err
         row["median_row_max"] = float(median_from_histogram(
@@ -343,8 +376,8 @@ class AttentionSparsity:
         row["frac_real_pairs"] = float(real_entries * self._n_sel(layer, head) / max(row["n_entries"], 1))
         # uniform attention over the n real particles: weights 1/n, row maximum 1/n
         single = self.uniform_single[cs].sum()
-        row["uniform_frac_above_0.99"] = float(single / max(real_entries, 1))
-        row["uniform_frac_rows_max_ge_0.8"] = float(single / max(self.rows_real[cs].sum(), 1))
+        row["uniform_" + ABOVE_COLUMN] = float(single / max(real_entries, 1))
+        row[rows_max_column(prefix="uniform_frac_")] = float(single / max(self.rows_real[cs].sum(), 1))
         row["uniform_median_row_max"] = float(median_from_histogram(
             self.uniform_row_max[cs].reshape(-1, len(ROW_MAX_EDGES) - 1).sum(axis=0), ROW_MAX_EDGES))
         row["max_row_sum_error"] = self.max_row_sum_error[variant]
@@ -380,9 +413,8 @@ class AttentionSparsity:
                 for head in range(self.H):
                     r = self.summary_row(variant, layer, None, head)
                     rows.append({"model": model, "variant": variant, "layer": layer, "head": head,
-                                 **{k: r[k] for k in ("n_rows", "frac_above_0.99",
-                                                      "frac_rows_max_ge_0.8",
-                                                      "frac_rows_max_ge_0.95", "median_row_max")}})
+                                 **{k: r[k] for k in ("n_rows", ABOVE_COLUMN, *ROWS_MAX_COLUMNS,
+                                                      "median_row_max")}})
         return rows
 
     def histogram_rows(self, model: str, *, classes: Sequence[str] = ()) -> list[dict]:

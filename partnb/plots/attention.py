@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from partnb.analysis.sparsity import ROW_THRESHOLDS, ROWS_MAX_COLUMNS, rows_max_column
+
 __all__ = [
     "attention_distribution",
     "attention_heatmap_pair",
@@ -81,7 +83,7 @@ def binary_fractions_per_layer(summary_rows: Sequence[dict], *, title: str | Non
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    cols = ("frac_rows_max_ge_0.8", "frac_rows_max_ge_0.95", "median_row_max")
+    cols = (*ROWS_MAX_COLUMNS, "median_row_max")
     for (model, variant), style in _STYLE.items():
         sel = [r for r in _select(summary_rows, model=model, variant=variant) if r["layer"] != "all"]
         if not sel:
@@ -93,11 +95,11 @@ def binary_fractions_per_layer(summary_rows: Sequence[dict], *, title: str | Non
             ax.errorbar(x, y, yerr=err, marker="o", capsize=2, label=_label(model, variant),
                         color=style["color"], ls=style["ls"])
     ref = summary_rows[0]
-    axes[0].axhline(float(ref["uniform_frac_rows_max_ge_0.8"]), color="k", lw=0.8, ls=":",
+    axes[0].axhline(float(ref[rows_max_column(prefix="uniform_frac_")]), color="k", lw=0.8, ls=":",
                     label="uniform 1/n")
     axes[2].axhline(float(ref["uniform_median_row_max"]), color="k", lw=0.8, ls=":",
                     label="uniform 1/n")
-    for ax, col in zip(axes, ("rows with max ≥ 0.8", "rows with max ≥ 0.95", "median row max"),
+    for ax, col in zip(axes, (*(f"rows with max ≥ {t:g}" for t in ROW_THRESHOLDS), "median row max"),
                        strict=True):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("particle block")
@@ -110,7 +112,7 @@ def binary_fractions_per_layer(summary_rows: Sequence[dict], *, title: str | Non
     return fig
 
 
-def per_head_map(per_head_rows: Sequence[dict], column: str = "frac_rows_max_ge_0.8", *,
+def per_head_map(per_head_rows: Sequence[dict], column: str = ROWS_MAX_COLUMNS[0], *,
                  title: str | None = None):
     """Seaborn heat maps block × head of ``column``, one panel per model and variant."""
     import matplotlib.pyplot as plt
@@ -147,7 +149,7 @@ def binary_fractions_per_class(per_class_rows: Sequence[dict], *, title: str | N
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     width = 0.8 / max(len(keys), 1)
     x = np.arange(len(classes))
-    for ax, col in zip(axes, ("frac_rows_max_ge_0.8", "frac_rows_max_ge_0.95"), strict=True):
+    for ax, col, threshold in zip(axes, ROWS_MAX_COLUMNS, ROW_THRESHOLDS, strict=True):
         for k, (model, variant) in enumerate(keys):
             sel = {r["class"]: r for r in _select(per_class_rows, model=model, variant=variant)}
             y = [float(sel[c][col]) if c in sel else np.nan for c in classes]
@@ -155,7 +157,7 @@ def binary_fractions_per_class(per_class_rows: Sequence[dict], *, title: str | N
             ax.bar(x + (k - (len(keys) - 1) / 2) * width, y, width, yerr=e, capsize=2,
                    color=_STYLE[(model, variant)]["color"], label=_label(model, variant))
         ax.set_xticks(x, classes, rotation=45)
-        ax.set_ylabel(col.replace("frac_rows_max_ge_", "rows with max ≥ "))
+        ax.set_ylabel(f"rows with max ≥ {threshold:g}")
     axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title)

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from partnb.analysis.sparsity import ROW_THRESHOLDS, ROWS_MAX_COLUMNS
+
 __all__ = ["attention_distributions", "binary_fractions", "ratio_distributions",
            "interaction_summary"]
 
@@ -52,10 +54,9 @@ def binary_fractions(rows: Sequence[dict], *, title: str | None = None):
     import matplotlib.pyplot as plt
 
     datasets = _datasets(rows)
-    cols = ("frac_rows_max_ge_0.8", "frac_rows_max_ge_0.95")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
     width = 0.38
-    for ax, col in zip(axes, cols, strict=True):
+    for ax, col, threshold in zip(axes, ROWS_MAX_COLUMNS, ROW_THRESHOLDS, strict=True):
         for j, model in enumerate(("trained", "random_init")):
             vals, errs = [], []
             for d in datasets:
@@ -68,7 +69,7 @@ def binary_fractions(rows: Sequence[dict], *, title: str | None = None):
                    alpha=1.0 if model == "trained" else 0.4, edgecolor="black")
         ax.set_xticks(np.arange(len(datasets)), datasets)
         ax.set_yscale("log")
-        ax.set_title(f"rows with max weight $\\geq$ {col.rsplit('_', 1)[1]}", fontsize=11)
+        ax.set_title(f"rows with max weight $\\geq$ {threshold:g}", fontsize=11)
     axes[0].set_ylabel("fraction of query rows")
     axes[0].legend()
     if title:
