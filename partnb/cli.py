@@ -9,12 +9,19 @@
 
 Bad input (a params key, a file, a branch) ends the command with one line on stderr that
 names it and a non-zero exit status, without a traceback.
+
+Ctrl-C (SIGINT), SIGTERM and SIGHUP stop a command at once with one line on stderr and the
+exit status 128 + the signal number (130 for Ctrl-C): the work unwinds like Ctrl-C, so temp
+files are removed and worker processes stopped; every file already in place is complete, and
+the same command resumes. ``kill -9`` leaves temp files, which the next run removes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -307,20 +314,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that the same clean-up runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _stop_like_ctrl_c():
+    """While the command runs, SIGTERM and SIGHUP unwind it like Ctrl-C (Python's default
+    for them ends the process at once: no ``finally``, temp files and worker processes left
+    behind). Signals ignored when partnb started (``nohup``) stay ignored; the previous
+    handlers come back afterwards (``main`` called in process, e.g. by tests)."""
+    import threading
+
+    signums = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    if threading.current_thread() is not threading.main_thread():  # signal.signal refuses
+        yield
+        return
+    before = {s: signal.getsignal(s) for s in signums}
+    for s, handler in before.items():
+        if handler is signal.SIG_DFL:
+            signal.signal(s, _raise_terminated)
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "jets_per_class", None) is not None and args.jets_per_class <= 0:
         parser.error("--jets-per-class must be positive")
+    # progress lines reach a batch log (stdout to a file or pipe) as they are printed
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
-        return args.func(args)
+        with _stop_like_ctrl_c():
+            return args.func(args)
+    except KeyboardInterrupt as exc:  # first: the clause below imports torch (seconds)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"partnb: stopped by {signal.Signals(signum).name}; complete files are kept and "
+              "the same command resumes", file=sys.stderr)
+        return 128 + signum
     except _user_errors() as exc:
         print(f"partnb: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("partnb: interrupted; complete files are kept and the next run resumes",
-              file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -236,7 +236,12 @@ def upgrade_train_state(path: Path) -> bool:
 
 def _remove_stale_temps(out_dir: Path) -> None:
     """Delete ``.<name>.tmp-<pid>`` files of writers that no longer run (a ``kill -9`` between
-    writing and renaming); a temp file of a live process is left alone."""
+    writing and renaming); a temp file of a live process is left alone. The checkpoints'
+    temp files (``.epoch_NNN.pt.<random>.tmp``, :func:`partnb.model.checkpoint.save_checkpoint`)
+    name no process: they are removed too, as only this run writes checkpoints here."""
+    for tmp in [*out_dir.glob(".epoch_*.tmp"), *out_dir.glob(".random_init.pt*.tmp")]:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
     for tmp in out_dir.glob(".*.tmp-*"):
         pid = tmp.name.rsplit(".tmp-", 1)[1].split(".")[0]
         if not pid.isdigit():

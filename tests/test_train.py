@@ -239,3 +239,23 @@ def test_load_split_of_a_sorted_top_landscape_file(tmp_path):
     params = load_params(_params_file(tmp_path, [tmp_path / "sorted.h5"]))  # split 0.7/0.3/0
     val = load_split(params, "val")
     assert np.bincount(val.label, minlength=2).tolist() == [7, 7]  # 25 - round(0.7 * 25) each
+
+
+def test_resume_removes_the_temp_files_of_a_killed_writer(tmp_path):
+    """``kill -9`` between writing and renaming leaves temp files: the checkpoints'
+    (``.epoch_NNN.pt.<random>.tmp``, no process named) and the resume state's
+    (``.train_state.pt.tmp-<pid>``). A run removes them all, except a temp file of a process
+    that still runs."""
+    from partnb.train import _remove_stale_temps
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = os.getppid()
+    stale = [".epoch_003.pt.k2j4h1.tmp", ".epoch_003.pt.json.a8b9c0.tmp",
+             ".random_init.pt.x1y2z3.tmp", f".train_state.pt.tmp-{dead.pid}",
+             f".train_log.csv.tmp-{dead.pid}"]
+    kept = [f".train_state.pt.tmp-{live}", "epoch_002.pt", "train_log.csv"]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"x")
+    _remove_stale_temps(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)

@@ -612,11 +612,14 @@ class _ProgressLog:
 def _die_with_parent(parent_pid: int) -> None:
     """Worker initializer: a worker ends when the process that started it dies, even by
     ``kill -9`` (no orphan keeps generating). Linux: the kernel sends SIGKILL on the parent's
-    death (``PR_SET_PDEATHSIG``); everywhere: a thread polls the parent pid once a second."""
+    death (``PR_SET_PDEATHSIG``); everywhere: a thread polls the parent pid once a second.
+    Ctrl-C, which the terminal sends to every process of the group, is left to the parent:
+    it stops the workers itself (:func:`_stop_workers`), without a traceback from each."""
     import signal
     import sys
     import threading
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -631,6 +634,42 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="partnb-parent-watchdog", daemon=True).start()
+
+
+def _stop_workers(pool: ProcessPoolExecutor, out_dir: Path) -> None:
+    """Stop a pool at once (Ctrl-C, SIGTERM, a failed chunk): cancel the chunks not started,
+    kill the workers instead of waiting for their chunks to finish (minutes each at full
+    size), and remove the temp files they were writing. A file in place is complete."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public API < 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.kill()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(10)
+    _remove_stale_temps(out_dir)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _remove_stale_temps(out_dir: Path) -> None:
+    """Remove ``<file>.tmp-<pid>`` of writers that no longer run (``kill -9``); a temp file of
+    a live process (another run generating into the same cache) is left alone."""
+    for tmp in out_dir.glob("*.tmp-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _worker(args) -> ChunkStats:
@@ -667,9 +706,7 @@ def generate(
     key = config.cache_key()
     out_dir = output_dir(config, cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.tmp-*"):  # left by a killed run; never trusted
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    _remove_stale_temps(out_dir)  # left by a killed run; never trusted
     chunks = plan_chunks(config)
     todo = [c for c in chunks if not (out_dir / c.filename).exists()]
     workers = workers or os.cpu_count() or 1
@@ -703,8 +740,7 @@ def generate(
                             bar.update(s.n_jets)
                             report(s.n_jets)
                 except BaseException:
-                    for fut in pending:
-                        fut.cancel()
+                    _stop_workers(pool, out_dir)
                     raise
     finally:
         bar.close()
@@ -739,8 +775,12 @@ def _write_manifest(config, out_dir: Path, chunks, stats, elapsed, workers) -> N
         "runs": runs,
     }
     tmp = manifest_path.with_name(f"manifest.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, manifest_path)
+    try:
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, manifest_path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def bare_pythia_rate(dataset: str, class_name: str, n_events: int = 200, seed: int = 1) -> float:
