@@ -6,6 +6,11 @@ executed notebooks to ``output.runs`` and prints one line per notebook with its 
 A failing notebook is named with the failing cell; the remaining notebooks still run and the
 command exits non-zero at the end.
 
+A notebook's kernel is killed once its last cell has run (papermill's
+``shutdown_kernel="immediate"``): nothing is left to do in it, and the graceful shutdown of a
+kernel still running a cell (Ctrl-C, SIGTERM) printed an ipykernel traceback. ``kill -9`` of
+``partnb run`` leaves no kernel behind either: ipykernel exits with its parent.
+
 The comparison notebook (``08_dataset_comparison``) is not part of a per-dataset run: it reads
 the tables that the runs of several params files wrote and overlays them
 (:func:`run_comparison`; ``partnb compare`` or ``partnb run A.yaml B.yaml C.yaml --compare``).
@@ -102,7 +107,7 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
             pm.execute_notebook(
                 str(book), str(out), parameters={"params_file": str(params_file), "progress": False},
                 kernel_name=kernel, cwd=str(book.parent), progress_bar=False,
-                log_output=False,
+                log_output=False, shutdown_kernel="immediate",
             )
         except pm.PapermillExecutionError as exc:
             error = f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: {_first_line(exc.evalue)}"
@@ -147,6 +152,7 @@ def run_comparison(params_files, *, output: str | os.PathLike | None = None,
             parameters={"params_files": [str(p) for p in paths], "output_dir": str(figures),
                         "progress": False},
             kernel_name=ensure_kernel(), cwd=str(book.parent), progress_bar=False, log_output=False,
+            shutdown_kernel="immediate",
         )
     except pm.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: {_first_line(exc.evalue)}"

@@ -4,7 +4,8 @@ The real ``partnb`` command runs in a subprocess on a tiny params file (params/t
 10 jets per class, one file per class, everything under ``tmp_path``) and is stopped once
 its work has visibly started: Ctrl-C (SIGINT to the whole process group, as a terminal sends
 it), SIGTERM to the parent alone (``kill PID``), and for ``generate --workers 2`` also
-``kill -9`` of the parent alone. Each case checks that
+``kill -9`` of the parent alone; ``partnb run`` is stopped inside a notebook. Each case
+checks that
 
 * the command stops at once: SIGINT and SIGTERM with the status 128 + signal (130, 143) and
   one line on stderr, no traceback;
@@ -239,3 +240,23 @@ def test_generate_stops_without_finishing_the_running_chunks(tmp_path):
     assert not list((tmp_path / "cache").glob("*/*.root"))  # no chunk was finished
     assert _temps(tmp_path) == []
 
+
+def test_run_stopped_inside_a_notebook(tmp_path, reference):
+    """Ctrl-C while papermill runs a notebook: one line, status 130, no kernel left running
+    and no ipykernel traceback (a graceful kernel shutdown in mid-cell printed one)."""
+    params = _params_file(tmp_path)
+    shutil.copytree(reference / "cache", tmp_path / "cache")
+    cmd = [sys.executable, "-m", "partnb.cli", "run", str(params), "--only", "01"]
+
+    def kernel_busy(proc):
+        try:
+            kernels = [k for k in psutil.Process(proc.pid).children(recursive=True)
+                       if "ipykernel" in " ".join(k.cmdline())]
+            return bool(kernels) and all(k.cpu_times().user > 4.0 for k in kernels)
+        except psutil.Error:
+            return False
+
+    proc, children = _start(cmd, kernel_busy)
+    assert any("ipykernel" in " ".join(k.cmdline()) for k in children)
+    err = _stop(proc, signal.SIGINT, children, allow=("Kernel is running over TCP",))
+    assert "Traceback" not in err
