@@ -83,10 +83,6 @@ def _max_particles(v: Any) -> str | None:
     return None if 2 <= v <= MAX_PARTICLES_MAX else f"must be in [2, {MAX_PARTICLES_MAX}]"
 
 
-def _fraction(v: Any) -> str | None:
-    return None if 0 < v < 1 else "must be between 0 and 1 (exclusive)"
-
-
 def _one_of(*choices: Any) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         return None if v in choices else f"must be one of {', '.join(map(repr, choices))}"

@@ -18,7 +18,6 @@ from partnb.model import (
     CheckpointError,
     Intervention,
     ParticleTransformer,
-    build_model,
     cls_layer_key,
     fold_w05_into_w04,
     infer_config,
@@ -433,7 +432,7 @@ def test_save_load_roundtrip_weaver_format(tmp_path, model, batch):
         assert torch.equal(loaded(*batch), model(*batch))
     assert read_checkpoint_extra(path)["extra"] == {"feature_set": "kin"}
     assert read_checkpoint_extra(tmp_path / "none.pt") is None
-    rebuilt = build_model(**infer_config(raw), trim=False)
+    rebuilt = ParticleTransformer(**infer_config(raw), trim=False)
     load_state_dict_any(rebuilt, raw)
 
 

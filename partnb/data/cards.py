@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .schema import DATASETS, JETCLASS_CLASSES, JETCLASS_FILE_PREFIXES
 
-__all__ = ["ProcessCard", "DatasetCard", "DATASET_CARDS", "process_card", "dataset_card_text"]
+__all__ = ["ProcessCard", "DatasetCard", "DATASET_CARDS", "dataset_card_text"]
 
 #: Settings shared by every card: particle level, LHC convention for stable particles
 #: (c·tau > 10 mm does not decay: K0S, Lambda are final state, as in the detector samples).
@@ -225,15 +225,6 @@ DATASET_CARDS: dict[str, DatasetCard] = {
         ),
     ),
 }
-
-
-def process_card(dataset: str, class_name: str) -> ProcessCard:
-    """Return the process card of ``class_name`` in generated dataset ``dataset``."""
-    card = DATASET_CARDS[dataset]
-    for proc in card.processes:
-        if proc.name == class_name:
-            return proc
-    raise KeyError(f"dataset {dataset!r} has no class {class_name!r}; classes: {card.classes}")
 
 
 def dataset_card_text(dataset: str, pythia_version: str | None = None) -> str:

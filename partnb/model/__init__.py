@@ -2,7 +2,6 @@
 
 from partnb.model.checkpoint import (
     CheckpointError,
-    build_model,
     fold_w05_into_w04,
     infer_config,
     load_state_dict_any,
@@ -24,7 +23,6 @@ __all__ = [
     "CheckpointError",
     "Intervention",
     "ParticleTransformer",
-    "build_model",
     "cls_layer_key",
     "fold_w05_into_w04",
     "infer_config",

@@ -33,7 +33,6 @@ from partnb.model.part import ParticleTransformer
 
 __all__ = [
     "CheckpointError",
-    "build_model",
     "fold_w05_into_w04",
     "infer_config",
     "load_error_reason",
@@ -52,17 +51,6 @@ _FEATURE_SET_BY_DIM = {7: "kin", 13: "kinpid or kinpidplus", 17: "full"}
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be read, or does not fit the model it is loaded into."""
-
-
-def build_model(input_dim: int, num_classes: int, **config: Any) -> ParticleTransformer:
-    """A :class:`ParticleTransformer` with the docs/model.md#configuration-of-the-official-models configuration unless overridden.
-
-    Args:
-        input_dim: number of particle features (7 kin, 13 kinpid, 17 full).
-        num_classes: number of logits (10 JetClass, 2 TopLandscape / QuarkGluon).
-        **config: any other constructor argument of :class:`ParticleTransformer`.
-    """
-    return ParticleTransformer(input_dim, num_classes, **config)
 
 
 def _strip_prefix(key: str) -> str:
