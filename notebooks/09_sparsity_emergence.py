@@ -53,7 +53,7 @@ from partnb.model.factory import load_trained
 from partnb.notebook import trained_model
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.params import load_params
-from partnb.plots.emergence import sparsity_over_training
+from partnb.plots.emergence import runs_compared, sparsity_over_training
 from partnb.train import train
 
 params = load_params(params_file, {"analysis.progress": progress})
@@ -165,6 +165,41 @@ print(f"latest checkpoint: the largest median |A| is {largest['median_abs_A']:.3
       "have median |A| below 1 % of their median |U|")
 
 # %% [markdown]
+# ## Other runs of this dataset
+# Variants of the emergence run that change one setting (`params/study/<dataset>_emergence_*.yaml`,
+# e.g. weight decay applied as weaver does, decoupled, instead of torch RAdam's coupled L2:
+# docs/sparsity_study.md#weight-decay-and-the-query-key-term) are drawn beside it, each as far as
+# its monitor log goes. `09_runs_compared.csv` has each run at the last step all of them reached and at its own last
+# monitor point.
+
+# %%
+variants = {run_file.stem: rows}
+for path in sorted(run_file.parent.glob(f"{run_file.stem}_*.yaml")):
+    variant = load_params(path, {"analysis.progress": progress})
+    if (Path(variant.output.models) / "monitor_log.json").exists():
+        variants[path.stem] = emergence.load_monitor_log(variant.output.models)
+    else:
+        print(f"{path}: no monitor log yet (`partnb train {path}` makes it)")
+# each run at the last step every run reached (the same monitor steps: same data and batch),
+# and at its own last step
+common = min(r[-1]["step"] for r in variants.values())
+compared = []
+for name, run_rows in variants.items():
+    mode = load_params(run_file.parent / f"{name}.yaml").train.weight_decay_mode
+    at_common = max((r for r in run_rows if r["step"] <= common), key=lambda r: r["step"])
+    for point, r in (("common step", at_common), ("last", run_rows[-1])):
+        compared.append({"run": name, "weight_decay_mode": mode, "point": point,
+                         **{k: r.get(k) for k in ("step", "epoch", "rows_max_ge_0.8",
+                                                  "rows_max_ge_0.8_err", "median_abs_A",
+                                                  "median_abs_U", "median_row_max",
+                                                  "probe_accuracy")}})
+save_table(compared, out, "09_runs_compared")
+display(Markdown(markdown_table(compared, digits=4)))
+if len(variants) > 1:
+    save_figure(runs_compared(variants, title=f"{params.name}: runs compared"),
+                out, "09_runs_compared")
+
+# %% [markdown]
 # ## Questions
 # 1. In `09_emergence_summary.csv`, did the fraction of rows with max ≥ 0.8 rise before or
 #    after the probe accuracy reached 90 % of its gain (`step_half_rows_max_ge_0.8` against
@@ -179,3 +214,5 @@ print(f"latest checkpoint: the largest median |A| is {largest['median_abs_A']:.3
 # 5. In `09_heads.csv`, did every head lose its query–key term, or does some head keep a
 #    median |A| comparable with its |U|? Are the binary rows spread over the heads or
 #    concentrated in a few?
+# 6. In `09_runs_compared.csv`, at the same step, how do the binary-row fraction and the median
+#    |A| of the decoupled-weight-decay run compare with those of the coupled one?

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["extrapolation_plot", "knob_panels", "sparsity_over_training"]
+__all__ = ["extrapolation_plot", "knob_panels", "runs_compared", "sparsity_over_training"]
 
 _CORRECT, _CODED = "#1f77b4", "#d62728"
 
@@ -85,6 +85,40 @@ def sparsity_over_training(rows: Sequence[dict], epoch_rows: Sequence[dict] = ()
     a[5].legend()
     for ax in a:
         ax.set_xlabel("optimiser step (0 drawn at 1)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def runs_compared(runs: dict, *, title: str | None = None):
+    """Runs of one dataset side by side against the optimiser step: the rows with max >= 0.8
+    (band: jackknife error), the medians of |A| and |U|, and the probe accuracy.
+
+    Args:
+        runs: label -> monitor-log rows (:func:`partnb.analysis.emergence.load_monitor_log`).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (label, rows), color in zip(runs.items(), colors, strict=False):
+        x = _steps(rows)
+        y, e = _col(rows, "rows_max_ge_0.8"), _col(rows, "rows_max_ge_0.8_err")
+        axes[0].plot(x, y, "o-", ms=3, lw=1.2, color=color, label=label)
+        axes[0].fill_between(x, y - e, y + e, color=color, alpha=0.2, lw=0)
+        axes[1].plot(x, _col(rows, "median_abs_A"), "o-", ms=3, lw=1.2, color=color,
+                     label=f"|A|, {label}")
+        axes[1].plot(x, _col(rows, "median_abs_U"), "s--", ms=3, lw=1.0, color=color,
+                     label=f"|U|, {label}")
+        axes[2].plot(x, _col(rows, "probe_accuracy"), "o-", ms=3, lw=1.2, color=color, label=label)
+    for ax, ylabel in zip(axes, ("rows with max weight ≥ 0.8", "median over real pairs",
+                                 "probe accuracy"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("optimiser step (0 drawn at 1)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    axes[1].set_yscale("log")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
