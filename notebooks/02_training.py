@@ -114,10 +114,7 @@ result = evaluate(test.label, logits, params.dataset.name)
 save_json(result, out, "02_metrics")
 rows = performance.metrics_rows(result, params.dataset.name, PART_PUBLISHED[params.dataset.name])
 save_table(rows, out, "02_metrics_table")
-cols = [k for k in rows[0] if k != "auc_ovr"]
-display(Markdown("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
-    "| " + " | ".join(f"{r.get(c):.4g}" if isinstance(r.get(c), float) else str(r.get(c)) for c in cols) + " |"
-    for r in rows)))
+display(Markdown(markdown_table(rows, [k for k in rows[0] if k != "auc_ovr"])))
 
 # %% [markdown]
 # ## ROC curves

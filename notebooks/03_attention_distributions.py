@@ -49,7 +49,7 @@ from partnb.analysis import sparsity
 from partnb.analysis.stream import analysis_inputs
 from partnb.data.schema import DATASETS
 from partnb.notebook import trained_model
-from partnb.outputs import figure_dir, save_figure, save_table
+from partnb.outputs import figure_dir, markdown_table, save_figure, save_table
 from partnb.params import load_params
 from partnb.plots import attention as attention_plots
 
@@ -100,11 +100,10 @@ summary = [r for name, a in acc.items() for r in a.summary_rows(name)]
 save_table(summary, out, "03_attention_summary")
 save_figure(attention_plots.binary_fractions_per_layer(summary, title=params.name), out,
             "03_attention_summary")
-cols = ["model", "variant", "frac_above_0.99", "frac_rows_max_ge_0.8", "frac_rows_max_ge_0.8_err",
-        "frac_rows_max_ge_0.95", "median_row_max", "uniform_median_row_max", "frac_real_pairs"]
-display(Markdown("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
-    "| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |"
-    for r in summary if r["layer"] == "all")))
+binary_col, strict_col = sparsity.ROWS_MAX_COLUMNS  # frac_rows_max_ge_0.8, frac_rows_max_ge_0.95
+display(Markdown(markdown_table([r for r in summary if r["layer"] == "all"], [
+    "model", "variant", sparsity.ABOVE_COLUMN, binary_col, f"{binary_col}_err", strict_col,
+    "median_row_max", "uniform_median_row_max", "frac_real_pairs"])))
 
 # %% [markdown]
 # ## Per head
@@ -114,8 +113,8 @@ display(Markdown("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" +
 # %%
 per_head = [r for name, a in acc.items() for r in a.per_head_rows(name)]
 save_table(per_head, out, "03_attention_per_head")
-save_figure(attention_plots.per_head_map(per_head, "frac_rows_max_ge_0.8",
-                                         title=f"{params.name}: rows with max weight ≥ 0.8"),
+save_figure(attention_plots.per_head_map(per_head, binary_col, title=f"{params.name}: rows with max "
+                                         f"weight ≥ {sparsity.BINARY_ROW_THRESHOLD:g}"),
             out, "03_attention_per_head")
 
 # %% [markdown]

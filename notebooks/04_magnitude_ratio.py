@@ -47,7 +47,7 @@ from partnb import plots
 from partnb.analysis import magnitude
 from partnb.analysis.stream import analysis_inputs
 from partnb.notebook import trained_model
-from partnb.outputs import figure_dir, save_figure, save_table
+from partnb.outputs import figure_dir, markdown_table, save_figure, save_table
 from partnb.params import load_params
 from partnb.plots import attention as attention_plots
 
@@ -111,11 +111,9 @@ save_figure(attention_plots.magnitude_distributions(mag_rows, summary, title=par
 
 # %%
 save_figure(attention_plots.ratio_per_layer(summary, title=params.name), out, "04_ratio_summary")
-cols = ["model", "variant", "q10_ratio", "q50_ratio", "median_ratio_err", "q90_ratio",
-        "frac_ratio_lt_1", "frac_ratio_gt_1e4", "n_u_zero", "median_abs_a", "median_abs_u"]
-display(Markdown("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
-    "| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |"
-    for r in summary if r["layer"] == "all")))
+display(Markdown(markdown_table([r for r in summary if r["layer"] == "all"], [
+    "model", "variant", "q10_ratio", "q50_ratio", "median_ratio_err", "q90_ratio",
+    "frac_ratio_lt_1", "frac_ratio_gt_1e4", "n_u_zero", "median_abs_a", "median_abs_u"])))
 
 # %% [markdown]
 # ## Does the 10⁴–10⁵ peak reproduce?
