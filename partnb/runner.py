@@ -6,6 +6,12 @@ executed notebooks to ``output.runs`` and prints one line per notebook with its 
 A failing notebook is named with the failing cell; the remaining notebooks still run and the
 command exits non-zero at the end.
 
+papermill shows nothing of a notebook while it runs, so the long steps run here first, with
+their progress in the log: the data generation (files done / total, jets/s, every 30 s) and
+the training a notebook would do (:data:`TRAINING_NOTEBOOKS`: one line per epoch with loss,
+accuracy and jets/s). The notebook then finds the files and the checkpoint and loads them;
+it trains nothing itself (training is a function of the params alone, wherever it runs).
+
 A notebook's kernel is killed once its last cell has run (papermill's
 ``shutdown_kernel="immediate"``): nothing is left to do in it, and the graceful shutdown of a
 kernel still running a cell (Ctrl-C, SIGTERM) printed an ipykernel traceback. ``kill -9`` of
@@ -25,12 +31,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NOTEBOOK_DIR", "KERNEL_NAME", "COMPARISON_NOTEBOOK", "list_notebooks", "ensure_kernel",
-           "run_notebooks", "run_comparison", "comparison_dir", "NotebookResult"]
+__all__ = ["NOTEBOOK_DIR", "KERNEL_NAME", "COMPARISON_NOTEBOOK", "TRAINING_NOTEBOOKS",
+           "list_notebooks", "ensure_kernel", "run_notebooks", "run_comparison", "comparison_dir",
+           "NotebookResult"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL_NAME = "partnb"
 COMPARISON_NOTEBOOK = "08_dataset_comparison"
+#: The notebooks that train a model when its checkpoint is missing (their parameter
+#: ``train_if_missing`` / ``train_plain_if_missing`` defaults to True): ``"model"`` is the
+#: params' model, ``"plain"`` ParT-plain (:func:`partnb.model.factory.plain_params`).
+#: tests/test_notebooks.py checks this table against the notebooks' parameters.
+TRAINING_NOTEBOOKS = {"02_training": "model", "05_eta_phi_attention": "model",
+                      "06_interaction_ablation": "plain"}
 
 
 @dataclass
@@ -104,18 +117,52 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
         t0 = time.perf_counter()
         error = None
         try:
-            pm.execute_notebook(
-                str(book), str(out), parameters={"params_file": str(params_file), "progress": False},
-                kernel_name=kernel, cwd=str(book.parent), progress_bar=False,
-                log_output=False, shutdown_kernel="immediate",
-            )
-        except pm.PapermillExecutionError as exc:
-            error = f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: {_first_line(exc.evalue)}"
+            train_first(book.stem, params, log=log)
+        except Exception as exc:  # reported like a failing notebook; the others still run
+            error = f"training: {type(exc).__name__}: {_first_line(exc)}"
+        else:
+            try:
+                pm.execute_notebook(
+                    str(book), str(out),
+                    parameters={"params_file": str(params_file), "progress": False},
+                    kernel_name=kernel, cwd=str(book.parent), progress_bar=False,
+                    log_output=False, shutdown_kernel="immediate",
+                )
+            except pm.PapermillExecutionError as exc:
+                error = (f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: "
+                         f"{_first_line(exc.evalue)}")
         seconds = time.perf_counter() - t0
         status = "ok" if error is None else f"FAILED at {error}"
         log(f"{book.stem:<28} {seconds:8.1f} s  {status}")
         results.append(NotebookResult(book.stem, seconds, out, error))
     return results
+
+
+def train_first(notebook: str, params, *, log=print) -> bool:
+    """Train what ``notebook`` would train (:data:`TRAINING_NOTEBOOKS`) if its checkpoint is
+    missing, logging one line per epoch; True if it trained. A partial run resumes."""
+    what = TRAINING_NOTEBOOKS.get(notebook)
+    if what is None or (what == "model" and params.model.checkpoint):
+        return False
+    from .model.factory import final_checkpoint, plain_params
+
+    if what == "plain" and not final_checkpoint(params).exists():
+        return False  # the notebook stops at the missing model before it trains ParT-plain
+    target = plain_params(params) if what == "plain" else params
+    if final_checkpoint(target).exists():
+        return False
+    import torch
+
+    from .train import train
+
+    name = f"{params.name} ParT-plain" if what == "plain" else params.name
+    log(f"train {name} for {notebook}: {target.train.epochs} epochs into {target.output.models}")
+    threads = torch.get_num_threads()  # train.threads sets them; the caller's come back
+    try:
+        train(target, progress=False, log=lambda line: log(f"train {name}: {line}"))
+    finally:
+        torch.set_num_threads(threads)
+    return True
 
 
 def comparison_dir(params_list) -> tuple[Path, Path]:

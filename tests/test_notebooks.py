@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 
-from conftest import REPO
+from conftest import PARAMS, REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 #: the notebooks a per-dataset run executes (the comparison notebook runs over several)
@@ -137,3 +139,111 @@ def test_mismatched_checkpoint_fails_that_notebook_and_the_others_run(tiny_run, 
     assert errors["01_datasets"] is None
     assert errors["02_training"] is not None and "CheckpointError" in errors["02_training"]
     assert "embed" in errors["02_training"]  # names the mismatching tensor
+
+
+# --------------------------------------------------------------------------------------
+# partnb run: what it logs while papermill hides the notebooks' output
+# --------------------------------------------------------------------------------------
+
+
+def test_training_notebooks_table_matches_the_notebooks():
+    """partnb.runner trains first what a notebook would train: the notebooks whose
+    parameters cell has ``train_if_missing = True`` (the model) or
+    ``train_plain_if_missing = True`` (ParT-plain)."""
+    from partnb.runner import TRAINING_NOTEBOOKS
+
+    found = {}
+    for py in DATASET_NOTEBOOKS:
+        first = [c for c in jupytext.read(py).cells if c.cell_type == "code"][0].source
+        lines = [line.split("#")[0].replace(" ", "") for line in first.splitlines()]
+        if "train_if_missing=True" in lines:
+            found[py.stem] = "model"
+        if "train_plain_if_missing=True" in lines:
+            found[py.stem] = "plain"
+    assert found == TRAINING_NOTEBOOKS
+
+
+def test_run_logs_generation_training_epochs_and_notebook_times(tmp_path, monkeypatch):
+    """``run_notebooks`` logs, in order, the generation progress, the training a notebook
+    would do (one line per epoch, trained here because papermill hides the kernel's output),
+    and one line per notebook with its run time; a rerun trains nothing, a training that
+    fails is reported as that notebook's failure while the others still run, and ParT-plain
+    is not trained for 06 when the model it needs first is missing. papermill, the
+    generation and the training are stand-ins here (the real run: tiny_run)."""
+    import papermill
+    import yaml
+
+    import partnb.data
+    import partnb.runner
+    import partnb.train
+    from partnb.train import TrainingError
+
+    p = yaml.safe_load((PARAMS / "tiny.yaml").read_text())
+    p["dataset"]["cache_dir"] = str(tmp_path / "cache")
+    p["output"] = {k: str(tmp_path / k) for k in ("figures", "runs", "models")}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(p))
+    executed, trained = [], []
+
+    def fake_generation(params, *, progress, log):
+        assert progress is False
+        log("generate jetclass: 10/10 files, 50 jets/s")
+
+    def fake_train(params, *, progress, log):
+        assert progress is False
+        trained.append(params.output.models)
+        if params.features.pair_features == 0:
+            raise TrainingError("the loss is nan")
+        for epoch in (1, 2):
+            log(f"epoch {epoch}/2: loss 2.3000, val acc 0.1000, val AUC 0.5000, 99 jets/s")
+        final = tmp_path / "models" / "epoch_002.pt"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        final.write_bytes(b"")
+
+    monkeypatch.setattr(partnb.data, "dataset_files", fake_generation)
+    monkeypatch.setattr(partnb.train, "train", fake_train)
+    monkeypatch.setattr(partnb.runner, "ensure_kernel", lambda: "partnb")
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda book, out, **kw: executed.append(Path(book).stem))
+    lines = []
+    results = partnb.runner.run_notebooks(path, only=["02", "03", "06"], log=lines.append)
+
+    models = tmp_path / "models"
+    pattern = [
+        "generate jetclass: 10/10 files, 50 jets/s",
+        "02_training ... (1/3)",
+        f"train tiny for 02_training: 2 epochs into {models}",
+        "train tiny: epoch 1/2: loss 2.3000, val acc 0.1000, val AUC 0.5000, 99 jets/s",
+        "train tiny: epoch 2/2: loss 2.3000, val acc 0.1000, val AUC 0.5000, 99 jets/s",
+        "02_training <s> s ok",
+        "03_attention_distributions ... (2/3)",
+        "03_attention_distributions <s> s ok",
+        "06_interaction_ablation ... (3/3)",
+        f"train tiny ParT-plain for 06_interaction_ablation: 2 epochs into {models / 'plain'}",
+        "06_interaction_ablation <s> s FAILED at training: TrainingError: the loss is nan",
+    ]
+    assert [re.sub(r" [0-9.]+ s ", " <s> s ", " ".join(line.split())) for line in lines] == pattern
+    assert executed == ["02_training", "03_attention_distributions"]
+    assert [r.error for r in results] == [
+        None, None, "training: TrainingError: the loss is nan"]
+
+    lines.clear()
+    trained.clear()
+    partnb.runner.run_notebooks(path, only=["02"], log=lines.append)
+    assert trained == [] and len(lines) == 2 and lines[1].startswith("02_training")
+
+    # without the model 06 fails at its first cell: ParT-plain is not trained in vain first
+    (models / "epoch_002.pt").unlink()
+    partnb.runner.run_notebooks(path, only=["06"], log=lines.append)
+    assert trained == []
+
+
+def test_run_trains_before_the_notebooks(tiny_run):
+    """In the real run the runner trained the model and ParT-plain before 02 and 06: the
+    executed notebooks loaded them and printed no epoch of their own."""
+    tmp, results = tiny_run
+    for r in results:
+        text = json.dumps(nbformat.read(r.output, as_version=4).cells)
+        assert "epoch 1/" not in text, f"{r.notebook} trained in the kernel"
+    assert (tmp / "models" / "epoch_002.pt").is_file()
+    assert (tmp / "models" / "plain" / "epoch_002.pt").is_file()
