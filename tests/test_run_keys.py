@@ -23,6 +23,8 @@ RUNS = {
     "models/jetclass/emergence/train_state.pt": ("study/jetclass_emergence.yaml", False),
     "models/toplandscape/emergence/train_state.pt": ("study/toplandscape_emergence.yaml", False),
     "models/quarkgluon/emergence/train_state.pt": ("study/quarkgluon_emergence.yaml", False),
+    "models/toplandscape/emergence_decoupled/train_state.pt": (
+        "study/toplandscape_emergence_decoupled.yaml", False),
 }
 
 
