@@ -248,12 +248,15 @@ def test_wrap_and_zero_padding_train_differently(tl_inputs, tmp_path, one_torch_
             for mode in ("wrap", "zero") for m in (0,)}
     assert keys["wrap"] != keys["zero"]
     assert _run_key(_params(tmp_path, "k", monitor_jets=123, pad_mode="zero")) == keys["zero"]
-    legacy = _params(tmp_path, "k", pad_mode="zero").to_dict()
+    # a zero-padded, plainly batched run (no weight decay) keeps the key of the runs made
+    # before pad_mode, batching and weight_decay_mode existed
+    old_style = _params(tmp_path, "k", pad_mode="zero", batching="plain")
+    legacy = old_style.to_dict()
     del legacy["features"]["pad_mode"]
-    for name in ("monitor_jets", "monitor_as_coded"):
+    for name in ("monitor_jets", "monitor_as_coded", "batching", "weight_decay_mode"):
         del legacy["train"][name]
-    assert keys["zero"] == stable_hash({s: legacy[s] for s in ("dataset", "features", "model",
-                                                               "train", "seed")})
+    assert _run_key(old_style) == stable_hash({s: legacy[s] for s in ("dataset", "features",
+                                                                      "model", "train", "seed")})
 
 
 # --- notebook 09 on the tiny run ------------------------------------------------------------------
