@@ -39,7 +39,14 @@ from torch import Tensor
 
 from ..model.part import padding_bias
 from .interaction import NON_BINARY_THRESHOLD
-from .sparsity import ROW_MAX_EDGES, ROW_THRESHOLDS, jackknife_ratio, median_from_histogram
+from .sparsity import (
+    BINARY_ROW_THRESHOLD,
+    ROW_MAX_EDGES,
+    ROW_THRESHOLDS,
+    jackknife_ratio,
+    median_from_histogram,
+    rows_max_column,
+)
 from .stream import pair_layout, stream_attention
 
 __all__ = ["MONITOR_COLUMNS", "SparsityMonitor", "MonitorStats", "is_monitor_step",
@@ -435,16 +442,16 @@ class HeadMagnitudes:
     def update(self, key, record: dict[str, Tensor], batch) -> None:
         if not isinstance(key, int):
             return
-        real = ~record["padding_mask"]                       # (B, P)
-        pairs = real[:, :, None] & real[:, None, :]          # (B, P, P)
-        threshold = ROW_THRESHOLDS[0]
-        for h in range(self.H):
-            for name, hist in (("A", self.abs_a), ("U", self.abs_u)):
-                values = record[name][:, h][pairs].float().abs_().log10_()
-                hist[key, h] += _log_hist(values)
-            row_max = record["P"][:, h].amax(-1)[real]         # real queries
-            self.rows[key, h] += row_max.numel()
-            self.rows_ge[key, h] += int((row_max >= threshold).sum())
+        # the real pairs, gathered head by head with the batch's shared layout: (H, m)
+        layout = pair_layout(record, batch, self.H)
+        for name, hist in (("A", self.abs_a), ("U", self.abs_u)):
+            values = layout.gather(record[name].float()).reshape(self.H, -1).abs_().log10_()
+            for h in range(self.H):
+                hist[key, h] += _log_hist(values[h])
+        real = ~record["padding_mask"]                                   # (B, P) real queries
+        binary = (record["P"].amax(-1) >= BINARY_ROW_THRESHOLD) & real[:, None, :]
+        self.rows[key] += int(real.sum())
+        self.rows_ge[key] += binary.sum(dim=(0, 2)).numpy()
 
 
 def head_rows(heads: HeadMagnitudes, model: str) -> list[dict]:
@@ -457,7 +464,8 @@ def head_rows(heads: HeadMagnitudes, model: str) -> list[dict]:
             n = int(heads.rows[layer, h])
             rows.append({"model": model, "layer": layer, "head": h, "median_abs_A": a,
                          "median_abs_U": u, "ratio_of_medians": a / u if u > 0 else float("nan"),
-                         "rows": n, "rows_max_ge_0.8": heads.rows_ge[layer, h] / n if n else float("nan")})
+                         "rows": n,
+                         rows_max_column(prefix=""): heads.rows_ge[layer, h] / n if n else float("nan")})
     return rows
 
 
