@@ -287,24 +287,26 @@ def _check_output_dir(path: Path) -> None:
 
 def _run_key(params) -> str:
     """Hash of the settings that change the trained weights. The sparsity monitor's keys do
-    not (a run with the monitor trains to the same weights), and ``features.pad_mode:
-    zero``, ``train.batching: plain`` and ``train.weight_decay_mode: coupled`` (or any mode
-    without weight decay) are left out because runs made before those keys existed were
-    zero-padded, plainly batched and coupled: their resume states keep their keys."""
+    not (a run with the monitor trains to the same weights); a key of :data:`_LEGACY_VALUES`
+    at the value every run had before the key existed is left out, so those runs' resume
+    states keep their keys; so is ``train.weight_decay_mode`` without weight decay."""
     from .params import stable_hash
 
     data = {s: params.to_dict()[s] for s in ("dataset", "features", "model", "train", "seed")}
     for name in _MONITOR_KEYS:
         data["train"].pop(name, None)
-    if data["features"].get("pad_mode") == "zero":
-        del data["features"]["pad_mode"]
-    if data["train"].get("batching") == "plain":
-        del data["train"]["batching"]
-    if data["train"].get("weight_decay_mode") == "coupled" or not data["train"].get("weight_decay"):
-        data["train"].pop("weight_decay_mode", None)  # coupled: every run before the key
+    for (section, name), legacy in _LEGACY_VALUES.items():
+        if data[section].get(name) == legacy:
+            del data[section][name]
+    if not data["train"].get("weight_decay"):
+        data["train"].pop("weight_decay_mode", None)  # the same training either way
     return stable_hash(data)
 
 
+#: keys added after runs were committed, with the value those runs had: zero padding, random
+#: batches, torch RAdam's coupled weight decay
+_LEGACY_VALUES = {("features", "pad_mode"): "zero", ("train", "batching"): "plain",
+                  ("train", "weight_decay_mode"): "coupled"}
 #: train keys that configure the sparsity monitor only
 _MONITOR_KEYS = ("monitor_jets", "monitor_as_coded")
 
