@@ -173,19 +173,19 @@ print(f"latest checkpoint: the largest median |A| is {largest['median_abs_A']:.3
 # monitor point.
 
 # %%
-variants = {run_file.stem: rows}
+variants = {run_file.stem: (run, rows)}  # name -> (params, monitor log)
 for path in sorted(run_file.parent.glob(f"{run_file.stem}_*.yaml")):
     variant = load_params(path, {"analysis.progress": progress})
     if (Path(variant.output.models) / "monitor_log.json").exists():
-        variants[path.stem] = emergence.load_monitor_log(variant.output.models)
+        variants[path.stem] = (variant, emergence.load_monitor_log(variant.output.models))
     else:
         print(f"{path}: no monitor log yet (`partnb train {path}` makes it)")
 # each run at the last step every run reached (the same monitor steps: same data and batch),
 # and at its own last step
-common = min(r[-1]["step"] for r in variants.values())
+common = min(run_rows[-1]["step"] for _, run_rows in variants.values())
 compared = []
-for name, run_rows in variants.items():
-    mode = load_params(run_file.parent / f"{name}.yaml").train.weight_decay_mode
+for name, (variant, run_rows) in variants.items():
+    mode = variant.train.weight_decay_mode
     at_common = max((r for r in run_rows if r["step"] <= common), key=lambda r: r["step"])
     for point, r in (("common step", at_common), ("last", run_rows[-1])):
         compared.append({"run": name, "weight_decay_mode": mode, "point": point,
@@ -196,8 +196,8 @@ for name, run_rows in variants.items():
 save_table(compared, out, "09_runs_compared")
 display(Markdown(markdown_table(compared, digits=4)))
 if len(variants) > 1:
-    save_figure(runs_compared(variants, title=f"{params.name}: runs compared"),
-                out, "09_runs_compared")
+    logs = {name: run_rows for name, (_, run_rows) in variants.items()}
+    save_figure(runs_compared(logs, title=f"{params.name}: runs compared"), out, "09_runs_compared")
 
 # %% [markdown]
 # ## Questions
