@@ -4,7 +4,16 @@
 
 from __future__ import annotations
 
-__all__ = ["trained_model"]
+__all__ = ["needs_training", "trained_model"]
+
+
+def needs_training(params, *, random_init: bool = False) -> bool:
+    """The checkpoint the params' model is loaded from is missing and is not a given
+    ``model.checkpoint``, so :func:`partnb.train.train` would make it."""
+    from .model.factory import checkpoint_path
+
+    return not (checkpoint_path(params, random_init=random_init).exists()
+                or params.model.checkpoint)
 
 
 def trained_model(params, *, train_if_missing: bool = True, progress: bool | None = None,
@@ -17,10 +26,9 @@ def trained_model(params, *, train_if_missing: bool = True, progress: bool | Non
         CheckpointError: the checkpoint is missing and may not be trained here (a given
             ``model.checkpoint``, or ``train_if_missing=False``).
     """
-    from .model.factory import checkpoint_path, load_trained
+    from .model.factory import load_trained
 
-    if (not checkpoint_path(params, random_init=random_init).exists() and train_if_missing
-            and not params.model.checkpoint):
+    if train_if_missing and needs_training(params, random_init=random_init):
         from .train import train
 
         train(params, progress=progress)

@@ -142,14 +142,15 @@ def train_first(notebook: str, params, *, log=print) -> bool:
     """Train what ``notebook`` would train (:data:`TRAINING_NOTEBOOKS`) if its checkpoint is
     missing, logging one line per epoch; True if it trained. A partial run resumes."""
     what = TRAINING_NOTEBOOKS.get(notebook)
-    if what is None or (what == "model" and params.model.checkpoint):
+    if what is None:
         return False
-    from .model.factory import final_checkpoint, plain_params
+    from .model.factory import checkpoint_path, plain_params
+    from .notebook import needs_training
 
-    if what == "plain" and not final_checkpoint(params).exists():
+    if what == "plain" and not checkpoint_path(params).exists():
         return False  # the notebook stops at the missing model before it trains ParT-plain
     target = plain_params(params) if what == "plain" else params
-    if final_checkpoint(target).exists():
+    if not needs_training(target):
         return False
     import torch
 
