@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .analysis.emergence import is_monitor_step
+from .data.io import stale_temp_files
 from .data.padding import pad_inputs
 from .data.sample import batch_indices, load_split
 from .model.factory import batch_tensors, model_from_params, predict
@@ -242,20 +243,9 @@ def _remove_stale_temps(out_dir: Path) -> None:
     for tmp in [*out_dir.glob(".epoch_*.tmp"), *out_dir.glob(".random_init.pt*.tmp")]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    for tmp in out_dir.glob(".*.tmp-*"):
-        pid = tmp.name.rsplit(".tmp-", 1)[1].split(".")[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            alive = int(pid) != os.getpid()  # our own: a leftover of an earlier call
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:  # someone else's live process
-            alive = True
-        if not alive:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+    for tmp in stale_temp_files(out_dir, ".*.tmp-*"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def _resume_state(state_path: Path, key: str) -> dict:

@@ -651,23 +651,12 @@ def _stop_workers(pool: ProcessPoolExecutor, out_dir: Path) -> None:
     _remove_stale_temps(out_dir)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def _remove_stale_temps(out_dir: Path) -> None:
-    """Remove ``<file>.tmp-<pid>`` of writers that no longer run (``kill -9``); a temp file of
-    a live process (another run generating into the same cache) is left alone."""
-    for tmp in out_dir.glob("*.tmp-*"):
-        pid = tmp.name.rsplit(".tmp-", 1)[1]
-        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
-            continue
+    """Remove the temp files of writers that no longer run (``kill -9``); a temp file of a
+    live process (another run generating into the same cache) is left alone."""
+    from .io import stale_temp_files
+
+    for tmp in stale_temp_files(out_dir):
         with contextlib.suppress(OSError):
             tmp.unlink()
 

@@ -77,6 +77,7 @@ __all__ = [
     "expand_paths",
     "iterate_jets",
     "read_jets",
+    "stale_temp_files",
     "write_jetclass_root",
 ]
 
@@ -1264,6 +1265,29 @@ def _writer_column(path: pathlib.Path, name: str, value: Any) -> tuple[bool, Any
     if name.startswith("part_"):
         raise DataError(f"{path}: particle column {name!r} must be jagged (var * number)")
     return False, value
+
+
+def stale_temp_files(directory, pattern: str = "*.tmp-*") -> list[pathlib.Path]:
+    """Temp files under ``directory`` matching ``pattern``, named ``<name>.tmp-<pid>`` (or
+    ``.tmp-<pid>.<ext>``) by an atomic writer, whose writer no longer runs: a ``kill -9``
+    between writing and renaming. A temp file of a live process other than this one (another
+    run writing into the same directory) is not stale; this process's own are leftovers of an
+    earlier call. Names without a pid after ``.tmp-`` are left out."""
+    out = []
+    for tmp in pathlib.Path(directory).glob(pattern):
+        pid = tmp.name.rsplit(".tmp-", 1)[1].split(".")[0]
+        if not pid.isdigit():
+            continue
+        if int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue  # the writer runs
+            except ProcessLookupError:
+                pass
+            except PermissionError:  # another user's live process
+                continue
+        out.append(tmp)
+    return out
 
 
 def write_jetclass_root(
