@@ -276,8 +276,10 @@ def _check_output_dir(path: Path) -> None:
 
 
 def _run_key(params) -> str:
-    """Hash of the settings that change the trained weights. The sparsity monitor's keys do
-    not (a run with the monitor trains to the same weights); a key of :data:`_LEGACY_VALUES`
+    """Hash of the settings that change the trained weights, the same in every checkout.
+    The sparsity monitor's keys do not change them (a run with the monitor trains to the same
+    weights), nor do :data:`_WHERE_KEYS`, which say where the data is read from; data files
+    inside the project enter relative to its root. A key of :data:`_LEGACY_VALUES`
     at the value every run had before the key existed is left out, so those runs' resume
     states keep their keys; so is ``train.weight_decay_mode`` without weight decay."""
     from .params import stable_hash
@@ -285,6 +287,11 @@ def _run_key(params) -> str:
     data = {s: params.to_dict()[s] for s in ("dataset", "features", "model", "train", "seed")}
     for name in _MONITOR_KEYS:
         data["train"].pop(name, None)
+    for name in _WHERE_KEYS:
+        data["dataset"].pop(name, None)
+    root = Path(params.root).resolve()
+    for name in ("files", "test_files"):
+        data["dataset"][name] = [_relative_to(f, root) for f in data["dataset"].get(name) or []]
     for (section, name), legacy in _LEGACY_VALUES.items():
         if data[section].get(name) == legacy:
             del data[section][name]
@@ -299,6 +306,18 @@ _LEGACY_VALUES = {("features", "pad_mode"): "zero", ("train", "batching"): "plai
                   ("train", "weight_decay_mode"): "coupled"}
 #: train keys that configure the sparsity monitor only
 _MONITOR_KEYS = ("monitor_jets", "monitor_as_coded")
+#: dataset keys that say where and how the data is read, not which data: the cache folder is
+#: an absolute path that differs between checkouts, and the worker count and file format do
+#: not change a jet
+_WHERE_KEYS = ("cache_dir", "workers", "format")
+
+
+def _relative_to(path: str, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies inside it, else unchanged."""
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def train(params, *, epochs: int | None = None, progress: bool | None = None,

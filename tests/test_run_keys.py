@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from partnb.model.factory import plain_params
-from partnb.params import load_params
+from partnb.params import load_params, params_from_dict
 from partnb.train import _run_key, load_train_state
 
 from conftest import PARAMS, REPO
@@ -44,3 +44,39 @@ def test_committed_state_matches_its_params(state):
     if plain:
         params = plain_params(params)
     assert load_train_state(path)["run_key"] == _run_key(params)
+
+
+def test_run_key_is_the_same_in_another_checkout(tmp_path):
+    """CI checks the repository out elsewhere: a key that hashed the absolute cache folder
+    refused every committed run there. A copy of params/ in another folder gives the same
+    keys; a changed setting still changes them."""
+    import shutil
+
+    copy = tmp_path / "elsewhere" / "params"
+    shutil.copytree(PARAMS, copy)
+    for name in ("jetclass.yaml", "toplandscape.yaml", "study/toplandscape_emergence.yaml"):
+        here = load_params(PARAMS / name, check_files=False)
+        there = load_params(copy / name, check_files=False)
+        assert here.dataset.cache_dir != there.dataset.cache_dir
+        assert _run_key(there) == _run_key(here)
+        changed = here.to_dict()
+        changed["train"]["lr"] *= 2
+        assert _run_key(params_from_dict(changed, source=here.source, root=here.root)) != \
+            _run_key(here)
+
+
+def test_data_files_enter_the_key_relative_to_the_project(tmp_path):
+    """A user's own files: the same files under two checkouts give one key; other files
+    give another."""
+    keys = []
+    for checkout in ("a", "b"):
+        root = tmp_path / checkout
+        data = {"dataset": {"name": "toplandscape", "source": "files",
+                            "files": ["data/train.root"]}}
+        params = params_from_dict(data, root=root, check_files=False)
+        assert params.dataset.files[0].startswith(str(root))
+        keys.append(_run_key(params))
+    other = params_from_dict({"dataset": {"name": "toplandscape", "source": "files",
+                                          "files": ["data/other.root"]}}, root=tmp_path / "a",
+                           check_files=False)
+    assert keys[0] == keys[1] != _run_key(other)
