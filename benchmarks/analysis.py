@@ -56,9 +56,10 @@ def setup(max_jets: int | None = None):
 
 
 def consumers(model, classes):
-    from partnb.analysis.interaction import InteractionCounter, RowVariation, UStructure
+    from partnb.analysis.interaction import InteractionCounter
     from partnb.analysis.magnitude import MagnitudeRatio
     from partnb.analysis.sparsity import AttentionSparsity
+    from partnb.analysis.u_structure import RowVariation, UStructure
 
     cfg = model.config
     return [AttentionSparsity(cfg["num_layers"], cfg["num_heads"], classes),
@@ -111,9 +112,10 @@ def full_pass(model, inputs, classes, batch: int, consumers_=None):
 
 def notebook_passes(model, classes):
     """The consumers and captures of each notebook's own pass (trimmed, correct readings)."""
-    from partnb.analysis.interaction import InteractionCounter, RowVariation, UStructure
+    from partnb.analysis.interaction import InteractionCounter
     from partnb.analysis.magnitude import MagnitudeRatio
     from partnb.analysis.sparsity import AttentionSparsity
+    from partnb.analysis.u_structure import RowVariation, UStructure
 
     cfg = model.config
     return {

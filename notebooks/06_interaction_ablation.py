@@ -45,8 +45,9 @@ import torch
 from IPython.display import Markdown, display
 
 from partnb import reference
-from partnb.analysis import interaction
+from partnb.analysis import ablation, interaction
 from partnb.analysis.stream import analysis_inputs
+from partnb.analysis.u_structure import RowVariation, UStructure
 from partnb.model import CheckpointError
 from partnb.model.factory import plain_params
 from partnb.notebook import trained_model
@@ -90,7 +91,7 @@ published = [("published ParT", reference.PART_PUBLISHED[dataset])]
 if dataset == "jetclass":
     published += [("published zero-U", {"source": "arXiv:2512.00210", **reference.ZERO_U_PUBLISHED}),
                   ("published ParT plain", reference.PART_PLAIN_PUBLISHED["jetclass"])]
-rows = interaction.ablation_rows(model, inputs, dataset, batch_size=params.analysis.batch_size,
+rows = ablation.ablation_rows(model, inputs, dataset, batch_size=params.analysis.batch_size,
                                  plain_model=plain_model, published=published, progress=progress)
 save_table(rows, out, "06_ablation")
 save_figure(ablation_plots.ablation_bars(rows, title=f"{params.name}: ablations"), out, "06_ablation")
@@ -100,7 +101,7 @@ pd.DataFrame(rows).drop(columns=[c for c in rows[0] if "_err" in c])
 # What the two ablations together say (the thresholds are stated in the sentence):
 
 # %%
-verdict = interaction.ablation_verdict(rows, inputs.label)
+verdict = ablation.ablation_verdict(rows, inputs.label)
 save_json(verdict, out, "06_ablation_verdict")
 display(Markdown(f"**{verdict['verdict']}** — {verdict['sentence']}"))
 
@@ -113,7 +114,7 @@ display(Markdown(f"**{verdict['verdict']}** — {verdict['sentence']}"))
 # over 10 jet groups.
 
 # %%
-u_structure, row_variation = interaction.UStructure(), interaction.RowVariation()
+u_structure, row_variation = UStructure(), RowVariation()
 trained_metrics = interaction.interaction_metrics(
     model, inputs, batch_size=params.analysis.batch_size, compare_float64=compare_float64,
     consumers=[u_structure, row_variation], progress=progress)

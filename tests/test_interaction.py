@@ -1,5 +1,6 @@
-"""Tests of partnb.analysis.interaction (docs/analyses.md#zero-u-ablation, docs/analyses.md#interaction-dependent-and-non-binary-computation) against brute force on a tiny random
-ParT, and of the tables notebook 06 writes on the tiny run."""
+"""Tests of partnb.analysis.interaction, .ablation and .u_structure
+(docs/analyses.md#zero-u-ablation, docs/analyses.md#interaction-dependent-and-non-binary-computation)
+against brute force on a tiny ParT, and of the tables notebook 06 writes on the tiny run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from partnb.analysis import ablation, u_structure
 from partnb.analysis import interaction as ia
 from partnb.analysis.stream import stream_attention
 from partnb.data.features import JetInputs
@@ -185,7 +187,7 @@ def test_float64_lockstep_matches_separate_passes():
 def test_u_structure_and_row_variation_match_brute_force():
     counts = np.array([5, 9, 1, 7, 3, 8])
     model, inputs = random_model(seed=5), random_inputs(counts, seed=6)
-    us, rv = ia.UStructure(), ia.RowVariation()
+    us, rv = u_structure.UStructure(), u_structure.RowVariation()
     stream_attention(model, inputs, [us, rv], batch_size=4)
     records = probe_records(model, inputs)
     heads = records[0][0]["U"].shape[0]
@@ -204,7 +206,7 @@ def test_u_structure_and_row_variation_match_brute_force():
         assert u_rows[h]["self_rank_mean"] == pytest.approx(np.mean(ranks), abs=1e-12)
         assert abs(u_rows[h]["median_offdiag"] - np.median(off)) < 0.02  # histogram resolution
     dens = np.array([r["density_offdiag"] for r in us.distribution_rows()])
-    assert np.sum(dens * np.diff(ia.U_EDGES)) == pytest.approx(1.0)
+    assert np.sum(dens * np.diff(u_structure.U_EDGES)) == pytest.approx(1.0)
     for row in rv.rows():
         if row["head"] == "all":
             continue
@@ -237,7 +239,7 @@ def test_zero_u_two_ways_agree_with_bn_stats_away_from_defaults():
         full = model(x, v, m)
     torch.testing.assert_close(cheap, literal, atol=1e-5, rtol=1e-5)
     assert (cheap - full).abs().max() > 1e-3  # U mattered, so the agreement is not trivial
-    rows = ia.ablation_rows(model, inputs, "toplandscape", batch_size=3)
+    rows = ablation.ablation_rows(model, inputs, "toplandscape", batch_size=3)
     by = {r["intervention"]: r for r in rows}
     for name in ("accuracy", "auc", "rej_50%"):
         assert by["zero_u (U:=0)"][name] == by["zero_u (params zeroed)"][name]
@@ -251,7 +253,7 @@ def test_ablation_verdict(zero_u, zero_a, verdict):
     rows = [{"model": "trained", "intervention": "none", "accuracy": 0.8},
             {"model": "trained", "intervention": "zero_u (U:=0)", "accuracy": zero_u},
             {"model": "trained", "intervention": "zero_a (A:=0, U kept)", "accuracy": zero_a}]
-    out = ia.ablation_verdict(rows, labels)
+    out = ablation.ablation_verdict(rows, labels)
     assert out["verdict"] == verdict
     assert out["collapse_u"] == pytest.approx((0.8 - zero_u) / 0.7)
     assert f"{zero_u:.3f}" in out["sentence"]

@@ -39,8 +39,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["AnalysisError", "Batch", "PairLayout", "Scratch", "analysis_inputs", "class_indices",
+__all__ = ["AnalysisError", "Batch", "PairLayout", "Scratch", "analysis_inputs", "class_indices", "count_true",
            "pair_layout", "real_pairs", "real_queries", "stream_attention"]
+
+
+def count_true(flags: Tensor) -> Tensor:
+    """Number of True along the last axis of a bool tensor, int32."""
+    return flags.view(torch.uint8).sum(dim=-1, dtype=torch.int32)
 
 
 class AnalysisError(ValueError):

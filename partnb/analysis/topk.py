@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from partnb.analysis.interaction import metrics_row
+from partnb.analysis.ablation import metrics_row
 
 __all__ = ["TOPK_VALUES", "parse_k", "published_topk_rows", "topk_evaluation"]
 
