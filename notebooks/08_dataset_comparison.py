@@ -38,6 +38,7 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from partnb.analysis import comparison
+from partnb.analysis.sparsity import ROWS_MAX_COLUMNS
 from partnb.outputs import markdown_table, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.plots import comparison as comparison_plots
@@ -80,8 +81,8 @@ if binary:
     save_figure(comparison_plots.binary_fractions(binary, title="query rows with one dominant key"),
                 out, "08_binary_fractions")
     save_json(ordering := comparison.binary_ordering(binary), out, "08_binary_ordering")
-    display(Markdown(markdown_table(binary, ["dataset", "model", "n_jets", "frac_rows_max_ge_0.8",
-                                             "frac_rows_max_ge_0.95", "median_row_max"])))
+    display(Markdown(markdown_table(binary, ["dataset", "model", "n_jets", *ROWS_MAX_COLUMNS,
+                                             "median_row_max"])))
     print(ordering["sentence"])
 
 # %% [markdown]

@@ -96,10 +96,11 @@ save_figure(sparsity_over_training(rows, epoch_rows, steps_per_epoch=steps_per_e
 # %%
 summary = emergence.emergence_summary(rows)
 verdict = emergence.emergence_verdict(summary, dataset=params.name)
-keys = ["n_points", "last_step", "net_change", "step_half_rows_max_ge_0.8", "largest_jump_share",
+binary, strict = emergence.BINARY_COLUMN, emergence.STRICT_COLUMN  # rows_max_ge_0.8, rows_max_ge_0.95
+keys = ["n_points", "last_step", "net_change", f"step_half_{binary}", "largest_jump_share",
         "onset", "step_half_accuracy", "step_90_accuracy"]
 table = [{"quantity": k, "value": summary[k]} for k in keys]
-for column in ("rows_max_ge_0.8", "rows_max_ge_0.8_as_coded", "rows_max_ge_0.95",
+for column in (binary, f"{binary}_as_coded", strict,
                "median_row_max", "median_row_max_as_coded", "median_logit_gap",
                "median_logit_gap_as_coded", "mean_norm_entropy", "median_abs_A",
                "median_abs_A_as_coded", "median_abs_U", "D_rate", "D_rate_as_coded", "N_rate",
@@ -154,12 +155,12 @@ for name, model in (("random_init", load_trained(run, random_init=True)),
 save_table(head_table, out, "09_heads")
 last = [r for r in head_table if r["model"] != "random_init"]
 largest = max(last, key=lambda r: r["median_abs_A"])
-sparsest = max(last, key=lambda r: r["rows_max_ge_0.8"])
+sparsest = max(last, key=lambda r: r[binary])
 display(Markdown(markdown_table([r for r in head_table if r["head"] in (0, 1) or r is largest
                                  or r is sparsest], digits=3)))
 print(f"latest checkpoint: the largest median |A| is {largest['median_abs_A']:.3g} (block "
       f"{largest['layer']}, head {largest['head']}; its median |U| {largest['median_abs_U']:.3g}); "
-      f"the most binary head has {sparsest['rows_max_ge_0.8']:.1%} of its rows >= 0.8 (block "
+      f"the most binary head has {sparsest[binary]:.1%} of its rows >= 0.8 (block "
       f"{sparsest['layer']}, head {sparsest['head']}); "
       f"{sum(r['median_abs_A'] < 0.01 * r['median_abs_U'] for r in last)} of {len(last)} heads "
       "have median |A| below 1 % of their median |U|")
@@ -189,8 +190,8 @@ for name, (variant, run_rows) in variants.items():
     at_common = max((r for r in run_rows if r["step"] <= common), key=lambda r: r["step"])
     for point, r in (("common step", at_common), ("last", run_rows[-1])):
         compared.append({"run": name, "weight_decay_mode": mode, "point": point,
-                         **{k: r.get(k) for k in ("step", "epoch", "rows_max_ge_0.8",
-                                                  "rows_max_ge_0.8_err", "median_abs_A",
+                         **{k: r.get(k) for k in ("step", "epoch", binary, f"{binary}_err",
+                                                  "median_abs_A",
                                                   "median_abs_U", "median_row_max",
                                                   "probe_accuracy")}})
 save_table(compared, out, "09_runs_compared")

@@ -1,13 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
-#     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: partnb
 #     language: python
@@ -76,14 +72,14 @@ knobs = sorted({r["knob"] for r in rows} - {"base"})
 n_classes = len(DATASETS[dataset].classes)
 if rows:
     save_table(rows, out, "10_study_points")
-    for metric in ("rows_max_ge_0.8", "median_logit_gap"):
+    for metric in (emergence.BINARY_COLUMN, "median_logit_gap"):
         series = {k: scaling.knob_series(rows, k, metric, n_classes=n_classes) for k in knobs}
         save_figure(knob_panels(series, metric, title=f"{params.name}: {metric} per knob"),
                     out, f"10_knobs_{metric.replace('.', '')}")
 effects = [e for m in STUDY_METRICS for e in scaling.knob_effects(rows, knobs, m, n_classes=n_classes)]
 if effects:
     save_table(effects, out, "10_knob_effects")
-    display(Markdown(markdown_table([e for e in effects if e["metric"] == "rows_max_ge_0.8"])))
+    display(Markdown(markdown_table([e for e in effects if e["metric"] == emergence.BINARY_COLUMN])))
 
 # %% [markdown]
 # ## Carried to the papers' scale (a prediction)
@@ -115,8 +111,8 @@ if panels:
 # extrapolation reaches "binary" (half of all rows with a maximum ≥ 0.8):
 
 # %%
-verdict = scaling.drivers_verdict([e for e in effects if e["metric"] == "rows_max_ge_0.8"],
-                                  [x for x in extrap if x["metric"] == "rows_max_ge_0.8"])
+verdict = scaling.drivers_verdict([e for e in effects if e["metric"] == emergence.BINARY_COLUMN],
+                                  [x for x in extrap if x["metric"] == emergence.BINARY_COLUMN])
 save_json({"verdict": verdict, "grid": str(grid_file) if study else None,
            "points_finished": len(rows), "points": len(status)}, out, "10_verdict")
 display(Markdown(f"**Verdict.** {verdict}"))

@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .analysis.emergence import BINARY_COLUMN, STRICT_COLUMN
+
 __all__ = ["Study", "StudyError", "StudyPoint", "load_study", "point_status", "run_study"]
 
 
@@ -191,8 +193,8 @@ def run_study(study: Study, names: list[str] | None = None, *, progress: bool = 
 # --- what the points measured (notebook 10) ------------------------------------------------------
 
 #: the sparsity measures notebook 10 follows, as monitor-log columns
-STUDY_METRICS = ("rows_max_ge_0.8", "rows_max_ge_0.95", "median_row_max", "median_logit_gap",
-                 "mean_norm_entropy", "D_rate", "rows_max_ge_0.8_as_coded", "probe_accuracy")
+STUDY_METRICS = (BINARY_COLUMN, STRICT_COLUMN, "median_row_max", "median_logit_gap",
+                 "mean_norm_entropy", "D_rate", BINARY_COLUMN + "_as_coded", "probe_accuracy")
 
 
 def study_rows(study: Study) -> list[dict]:

@@ -49,7 +49,7 @@ from .sparsity import (
 )
 from .stream import pair_layout, stream_attention
 
-__all__ = ["MONITOR_COLUMNS", "SparsityMonitor", "MonitorStats", "is_monitor_step",
+__all__ = ["BINARY_COLUMN", "STRICT_COLUMN", "MONITOR_COLUMNS", "SparsityMonitor", "MonitorStats", "is_monitor_step",
            "monitor_steps", "VARIANT_SUFFIX", "emergence_params_file", "emergence_summary",
            "emergence_verdict", "latest_model", "load_monitor_log", "monitor_overhead",
            "pair_normalisation_rows", "HeadMagnitudes", "head_rows"]
@@ -65,15 +65,17 @@ GAP_EDGES = np.arange(_GAP_BINS + 1) * _GAP_STEP
 
 #: column suffix of each variant in the monitor log
 VARIANT_SUFFIX = {"correct": "", "as_coded": "_as_coded"}
-_ROW_METRICS = ("rows_max_ge_0.8", "rows_max_ge_0.8_err", "rows_max_ge_0.95",
-                "rows_max_ge_0.95_err", "median_row_max", "median_logit_gap", "mean_norm_entropy",
+#: the monitor's binary-row columns: rows with max >= 0.8 and >= 0.95 (no ``frac_`` prefix)
+BINARY_COLUMN, STRICT_COLUMN = (rows_max_column(t, prefix="") for t in ROW_THRESHOLDS)
+_ROW_METRICS = (BINARY_COLUMN, BINARY_COLUMN + "_err", STRICT_COLUMN,
+                STRICT_COLUMN + "_err", "median_row_max", "median_logit_gap", "mean_norm_entropy",
                 "median_abs_A", "median_ratio_AU", "D_rate", "D_rate_err", "N_rate", "N_rate_err")
 #: jet groups of the jackknife errors (jet index modulo GROUPS)
 GROUPS = 10
 #: the columns of ``monitor_log.csv`` after step, epoch and lr
 MONITOR_COLUMNS = (("probe_loss", "probe_accuracy", "n_rows", "median_abs_U")
                    + tuple(m + s for s in VARIANT_SUFFIX.values() for m in _ROW_METRICS))
-assert ROW_THRESHOLDS == (0.8, 0.95), "the column names above spell the row thresholds"
+assert ROW_THRESHOLDS == (0.8, 0.95), "the committed monitor logs name their columns after 0.8 and 0.95"
 
 
 def monitor_steps() -> Iterator[int]:
@@ -213,8 +215,8 @@ class MonitorStats:
             rows = c["rows"]
             has_u = h["ratio"].sum() > 0
             values = {
-                "rows_max_ge_0.8": c["ge08"] / rows if rows else nan,
-                "rows_max_ge_0.95": c["ge095"] / rows if rows else nan,
+                BINARY_COLUMN: c["ge08"] / rows if rows else nan,
+                STRICT_COLUMN: c["ge095"] / rows if rows else nan,
                 "median_row_max": median_from_histogram(h["row_max"], ROW_MAX_EDGES),
                 "median_logit_gap": median_from_histogram(h["gap"], GAP_EDGES),
                 "mean_norm_entropy": c["ent_sum"] / c["ent_rows"] if c["ent_rows"] else nan,
@@ -224,7 +226,7 @@ class MonitorStats:
                 "N_rate": c["N"] / rows if rows else nan,
             }
             g = self.groups[variant]
-            for k, name in ((1, "rows_max_ge_0.8"), (2, "rows_max_ge_0.95"), (3, "D_rate"),
+            for k, name in ((1, BINARY_COLUMN), (2, STRICT_COLUMN), (3, "D_rate"),
                             (4, "N_rate")):
                 values[name + "_err"] = (jackknife_ratio(g[:, k], g[:, 0])[1]
                                          if rows and not (k == 3 and not has_u) else nan)
@@ -315,7 +317,7 @@ def _crossing(steps: np.ndarray, values: np.ndarray, level: float) -> float:
     return float(10 ** (x[k - 1] + frac * (x[k] - x[k - 1])))
 
 
-def emergence_summary(rows: list[dict], metric: str = "rows_max_ge_0.8") -> dict:
+def emergence_summary(rows: list[dict], metric: str = BINARY_COLUMN) -> dict:
     """When and how the attention sharpened over a run, computed from its monitor log.
 
     * ``step_half_<metric>``: first step at which ``metric`` made half of its net change from

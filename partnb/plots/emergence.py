@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..analysis.emergence import BINARY_COLUMN, STRICT_COLUMN
+
 __all__ = ["extrapolation_plot", "knob_panels", "runs_compared", "sparsity_over_training"]
 
 _CORRECT, _CODED = "#1f77b4", "#d62728"
@@ -47,10 +49,10 @@ def sparsity_over_training(rows: Sequence[dict], epoch_rows: Sequence[dict] = ()
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.2))
     a = axes.flat
-    _pair(a[0], rows, "rows_max_ge_0.8", "max ≥ 0.8", err=True)
+    _pair(a[0], rows, BINARY_COLUMN, "max ≥ 0.8", err=True)
     x = _steps(rows)
     for suffix, color in (("", _CORRECT), ("_as_coded", _CODED)):
-        y = _col(rows, "rows_max_ge_0.95" + suffix)
+        y = _col(rows, STRICT_COLUMN + suffix)
         if not np.all(np.isnan(y)):
             a[0].plot(x, y, "s--", ms=3, lw=1, color=color, label="max ≥ 0.95" + (", as coded" if suffix else ", correct"))
     a[0].set_ylabel("fraction of rows")
@@ -104,7 +106,7 @@ def runs_compared(runs: dict, *, title: str | None = None):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (label, rows), color in zip(runs.items(), colors, strict=False):
         x = _steps(rows)
-        y, e = _col(rows, "rows_max_ge_0.8"), _col(rows, "rows_max_ge_0.8_err")
+        y, e = _col(rows, BINARY_COLUMN), _col(rows, BINARY_COLUMN + "_err")
         axes[0].plot(x, y, "o-", ms=3, lw=1.2, color=color, label=label)
         axes[0].fill_between(x, y - e, y + e, color=color, alpha=0.2, lw=0)
         axes[1].plot(x, _col(rows, "median_abs_A"), "o-", ms=3, lw=1.2, color=color,
