@@ -54,6 +54,7 @@ from partnb.notebook import trained_model
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.plots.emergence import runs_compared, sparsity_over_training
+from partnb.study import load_study, point_status
 from partnb.train import train
 
 params = load_params(params_file, {"analysis.progress": progress})
@@ -122,7 +123,9 @@ display(Markdown(f"**Verdict.** {verdict}"))
 # nothing, but the BatchNorms of the pair embedding take their statistics over every slot in
 # training. The table compares what the first pair BatchNorm learnt (running mean and
 # standard deviation per pair feature) with the real pairs' own mean and spread: a
-# `compression` above 1 means real pairs reach U squeezed by that factor.
+# `compression` above 1 means real pairs reach U squeezed by that factor. Beside this run: the
+# params' own model when it was padded otherwise, and the study grid's base point and its
+# `padding-zero` point (same data, jets and recipe, one padding each) where both are trained.
 
 # %%
 val = load_split(run, "val")
@@ -131,6 +134,14 @@ models = {f"{run.features.pad_mode}-padded ({run_file.stem}, epoch {latest_epoch
 if run_file != Path(params_file) and params.features.pad_mode != run.features.pad_mode:
     models[f"{params.features.pad_mode}-padded ({Path(params_file).stem})"] = trained_model(
         params, train_if_missing=False)
+grid_file = Path(params.root) / "params" / "study" / f"{params.name}_grid.yaml"
+if grid_file.is_file():
+    grid = load_study(grid_file)
+    pair = [p for p in grid.points if p.name in ("base-seed42", "padding-zero")]
+    if len(pair) == 2 and all(point_status(p) == "done" for p in pair):
+        for point in pair:
+            models[f"{point.params.features.pad_mode}-padded (grid {point.name})"] = load_trained(
+                point.params)
 bn_rows = emergence.pair_normalisation_rows(models, val)
 save_table(bn_rows, out, "09_pair_normalisation")
 display(Markdown(markdown_table(bn_rows, digits=3)))
