@@ -1,6 +1,7 @@
 """The ``partnb`` command.
 
     partnb generate params/<dataset>.yaml [--jets-per-class N] [--out DIR] [--workers N]
+                    [--class NAME --file INDEX | --plan | --scheduler local|tcp://HOST:PORT]
     partnb info <file | glob | directory | params.yaml> [--json]
     partnb run params/<dataset>.yaml [--only 01,03]
     partnb train params/<dataset>.yaml [--epochs N] [--no-progress]
@@ -45,21 +46,63 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _cmd_generate(args) -> int:
-    from .data import dataset_files
+    from .data.generate import (
+        GenerationConfig,
+        GenerationRequestError,
+        generate,
+        generate_file,
+        missing_chunks,
+        output_dir,
+        plan_chunks,
+    )
     from .outputs import check_output_dir
     from .params import load_params
 
+    one_file = args.class_name is not None or args.file is not None
+    if one_file and (args.class_name is None or args.file is None):
+        given, needed = ("--class", "--file") if args.file is None else ("--file", "--class")
+        print(f"partnb: {given} needs {needed}: a single file is --class NAME --file INDEX",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    modes = [m for m, on in (("--class/--file", one_file), ("--plan", args.plan),
+                             ("--scheduler", args.scheduler is not None)) if on]
+    if len(modes) > 1:
+        print(f"partnb: {' and '.join(modes)} do not go together", file=sys.stderr)
+        return EXIT_BAD_INPUT
     overrides = {"dataset.workers": args.workers}
     params = load_params(args.params, overrides)
     if params.dataset.source != "generate":
         print(f"partnb: {args.params}: dataset.source is 'files'; nothing to generate",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    check_output_dir(args.out or params.dataset.cache_dir,
-                     "--out" if args.out else "dataset.cache_dir")
-    ds = dataset_files(params, jets_per_class=args.jets_per_class, cache_dir=args.out,
-                       progress=not args.no_progress)
-    print(f"{len(ds.files)} files of {ds.dataset} in {ds.files[0].parent}")
+    cache = args.out or params.dataset.cache_dir
+    config = GenerationConfig.from_params(params, args.jets_per_class)
+    try:
+        if args.plan:  # reads only: stdout CLASS FILE_INDEX lines, one summary line on stderr
+            missing = missing_chunks(config, cache)
+            for c in missing:
+                print(f"{c.class_name} {c.index}")
+            print(f"# {config.dataset}: {len(missing)} of {len(plan_chunks(config))} files "
+                  f"missing in {output_dir(config, cache)}", file=sys.stderr)
+            return 0
+        check_output_dir(cache, "--out" if args.out else "dataset.cache_dir")
+        if one_file:
+            path, stats = generate_file(config, args.class_name, args.file, cache)
+            if stats.n_events:
+                print(f"{path}: {stats.n_jets} jets of {args.class_name} made in "
+                      f"{stats.seconds:.1f} s ({stats.n_jets / max(stats.seconds, 1e-9):.1f} "
+                      "jets/s)")
+            else:
+                print(f"{path}: already there (kept)")
+            return 0
+        progress = not args.no_progress
+        files = generate(config, cache, workers=params.dataset.workers,
+                         scheduler=args.scheduler, progress=progress,
+                         log=None if progress else print)
+    except GenerationRequestError as exc:
+        print(f"partnb: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{len(files)} files of {config.dataset} in {files[0].parent}")
     return 0
 
 
@@ -269,7 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cache directory (default: dataset.cache_dir)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (default: dataset.workers; 0 = all cores)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: a line of files done / total and jets/s every 30 s")
+    g.add_argument("--class", dest="class_name", default=None, metavar="NAME",
+                   help="with --file: make only file INDEX of class NAME (an array task)")
+    g.add_argument("--file", type=int, default=None, metavar="INDEX",
+                   help="with --class: the file's index, 0 ... files per class - 1")
+    g.add_argument("--plan", action="store_true",
+                   help="list the missing files, one 'CLASS INDEX' per line on stdout (a summary "
+                        "line on stderr), and make nothing")
+    g.add_argument("--scheduler", default=None, metavar="local|ADDRESS",
+                   help="run the files as tasks on dask.distributed: 'local' (a LocalCluster of "
+                        "--workers processes) or a scheduler address tcp://HOST:PORT")
     g.set_defaults(func=_cmd_generate)
 
     i = sub.add_parser("info", help="describe a dataset: format, jets, classes")

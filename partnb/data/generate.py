@@ -8,6 +8,13 @@ array jobs (:func:`generate_chunk_file`), and an interrupted run resumes at the 
 missing file. Each file is written to a temporary name and renamed, so a file that exists
 is complete.
 
+Three engines run the chunks, all through the one per-file function
+:func:`generate_chunk_file`, so they write the same jets: :func:`generate` (one process, or a
+pool of ``workers`` processes, or with ``scheduler`` the tasks of a ``dask.distributed``
+cluster: :mod:`partnb.data.engines`); :func:`generate_file`, one file named by class and
+index (a Slurm or HTCondor array task); :func:`missing_chunks` lists the files still to make
+(to resubmit the array tasks that failed). ``docs/cluster.md`` shows them at scale.
+
 Per batch of events the work is vectorised: ``Pythia.nextBatch`` returns the event records
 as awkward arrays, FastJet clusters the whole batch in one call, and the jet and particle
 quantities are computed with awkward/numpy. Only the truth matching walks the (short)
@@ -35,6 +42,7 @@ import numpy as np
 
 from ..params import stable_hash
 from .cards import COMMON_SETTINGS, DATASET_CARDS, DatasetCard, ProcessCard
+from .io import DataError
 from .schema import JETCLASS_CLASSES, JETCLASS_LABEL_DTYPES
 
 __all__ = [
@@ -45,6 +53,10 @@ __all__ = [
     "generate_chunk",
     "generate_chunk_file",
     "generate",
+    "generate_file",
+    "missing_chunks",
+    "select_chunk",
+    "GenerationRequestError",
     "bare_pythia_rate",
 ]
 
@@ -147,6 +159,49 @@ def plan_chunks(config: GenerationConfig) -> list[Chunk]:
         for i in range(n_files):
             chunks.append(Chunk(ci, name, i, config.jets_per_file, f"{prefix}_{i:04d}.root"))
     return chunks
+
+
+class GenerationRequestError(DataError):
+    """A generation request that cannot run, refused before any work: an unknown class, a file
+    index out of range, a Dask scheduler that is not installed or does not answer.
+
+    ``option`` is the ``partnb generate`` option that carries it (``class``, ``file``,
+    ``scheduler``), ``value`` what was asked, ``reason`` why it cannot run; the message is
+    ``--option value: reason``.
+    """
+
+    def __init__(self, option: str, value, reason: str):
+        self.option, self.value, self.reason = option, value, reason
+        super().__init__(f"--{option} {value}: {reason}")
+
+
+def select_chunk(config: GenerationConfig, class_name: str, index: int) -> Chunk:
+    """The chunk that is file ``index`` of class ``class_name`` in ``config``'s plan.
+
+    Raises:
+        GenerationRequestError: the class is not one of ``config``'s, or the index is not
+            one of its files (``0 ... n_files - 1``).
+    """
+    names = config.class_names
+    if class_name not in names:
+        why = (f"not a class of {config.dataset}" if class_name not in config.card.classes
+               else "not one of the classes that dataset.classes selects")
+        raise GenerationRequestError("class", class_name, f"{why} (classes: {', '.join(names)})")
+    chunks = [c for c in plan_chunks(config) if c.class_name == class_name]
+    if not 0 <= index < len(chunks):
+        raise GenerationRequestError(
+            "file", index,
+            f"out of range: {config.dataset} has files 0-{len(chunks) - 1} of class {class_name} "
+            f"({config.jets_per_class} jets per class, {config.jets_per_file} per file)")
+    return chunks[index]
+
+
+def missing_chunks(config: GenerationConfig, cache_dir: str | os.PathLike) -> list[Chunk]:
+    """The chunks of ``config``'s plan whose file is not (yet) under ``cache_dir``, in plan
+    order (class by class, index ascending), whatever made the others: a full run, an array
+    task or a Dask task. Reads only; creates nothing."""
+    out_dir = output_dir(config, cache_dir)
+    return [c for c in plan_chunks(config) if not (out_dir / c.filename).exists()]
 
 
 def chunk_seed(config: GenerationConfig, chunk: Chunk, cache_key: str | None = None) -> int:
@@ -670,75 +725,135 @@ def output_dir(config: GenerationConfig, cache_dir: str | os.PathLike) -> Path:
     return Path(cache_dir) / f"{config.dataset}-{config.cache_key()}"
 
 
+def _run_in_this_process(config, todo, out_dir, key) -> Iterator[ChunkStats]:
+    for c in todo:
+        yield generate_chunk_file(config, c, out_dir, key)
+
+
+def _run_in_processes(config, todo, out_dir, key, workers: int) -> Iterator[ChunkStats]:
+    """The chunks on a pool of ``workers`` processes, yielded as they finish; stopped at once
+    (workers killed, temp files removed) when the caller stops or a chunk fails."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+        pending = {pool.submit(_worker, (config, c, out_dir, key)) for c in todo}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        except BaseException:  # Ctrl-C, SIGTERM, a failed chunk, or the caller closing us
+            _stop_workers(pool, out_dir)
+            raise
+
+
 def generate(
     config: GenerationConfig,
     cache_dir: str | os.PathLike,
     *,
     workers: int = 0,
+    scheduler: str | None = None,
     progress: bool = True,
     log=None,
     log_every: float = 30.0,
 ) -> list[Path]:
     """Generate (or complete) the dataset of ``config`` under ``cache_dir``.
 
-    Files already present are kept (resume); missing chunks are generated by ``workers``
-    processes (0 = all cores). A manifest (``manifest.json``) with the settings, the
+    Files already present are kept (resume), whichever engine made them; the missing chunks
+    are generated by ``workers`` processes (0 = all cores), or, with ``scheduler``, as the
+    tasks of a ``dask.distributed`` cluster: ``"local"`` starts a ``LocalCluster`` of
+    ``workers`` single-threaded worker processes, an address (``tcp://HOST:PORT``) uses the
+    scheduler of a running cluster, whose workers must see ``cache_dir`` (a shared
+    filesystem; :mod:`partnb.data.engines`). Every engine calls :func:`generate_chunk_file`,
+    so the files hold the same jets. A manifest (``manifest.json``) with the settings, the
     dataset card and the run's rates is written at the end. ``log`` (a callable taking one
     line) gets files done / total, jets/s and the time left at most every ``log_every``
     seconds and at the end: progress for batch logs, where a progress bar is off.
 
     Returns:
         The paths of the dataset's files, class by class.
+
+    Raises:
+        GenerationRequestError: ``scheduler`` needs ``dask.distributed``, which is not
+            installed, or no scheduler answers at its address (checked for a few seconds
+            before anything is written).
     """
     from tqdm.auto import tqdm
 
     key = config.cache_key()
     out_dir = output_dir(config, cache_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out_dir)  # left by a killed run; never trusted
-    chunks = plan_chunks(config)
-    todo = [c for c in chunks if not (out_dir / c.filename).exists()]
-    workers = workers or os.cpu_count() or 1
-    stats: list[ChunkStats] = []
-    t0 = time.perf_counter()
-    bar = tqdm(total=sum(c.n_jets for c in todo), unit="jet", disable=not progress or not todo,
-               desc=f"generate {config.dataset}", smoothing=0.1)
-    report = _ProgressLog(config.dataset, len(chunks), len(chunks) - len(todo),
-                          sum(c.n_jets for c in todo), log, log_every)
-    try:
-        if workers == 1 or len(todo) <= 1:
-            for c in todo:
-                s = generate_chunk_file(config, c, out_dir, key)
+    with contextlib.ExitStack() as stack:
+        dask = None
+        if scheduler is not None:
+            from . import engines
+
+            dask = stack.enter_context(engines.DaskEngine(scheduler, workers))  # checked here
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(out_dir)  # left by a killed run; never trusted
+        chunks = plan_chunks(config)
+        todo = [c for c in chunks if not (out_dir / c.filename).exists()]
+        workers = workers or os.cpu_count() or 1
+        if dask is not None:
+            engine = f"dask {scheduler}"
+            run = dask.run(config, todo, out_dir, key) if todo else iter(())
+        elif workers == 1 or len(todo) <= 1:
+            engine = "1 process"
+            run = _run_in_this_process(config, todo, out_dir, key)
+        else:
+            engine = f"{min(workers, len(todo))} processes"
+            run = _run_in_processes(config, todo, out_dir, key, workers)
+        stats: list[ChunkStats] = []
+        t0 = time.perf_counter()
+        bar = tqdm(total=sum(c.n_jets for c in todo), unit="jet",
+                   disable=not progress or not todo, desc=f"generate {config.dataset}",
+                   smoothing=0.1)
+        report = _ProgressLog(config.dataset, len(chunks), len(chunks) - len(todo),
+                              sum(c.n_jets for c in todo), log, log_every)
+        try:
+            for s in run:
                 stats.append(s)
                 bar.update(s.n_jets)
                 report(s.n_jets)
-        elif todo:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                                     initializer=_die_with_parent,
-                                     initargs=(os.getpid(),)) as pool:
-                pending = {pool.submit(_worker, (config, c, out_dir, key)) for c in todo}
-                try:
-                    while pending:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in done:
-                            s = fut.result()
-                            stats.append(s)
-                            bar.update(s.n_jets)
-                            report(s.n_jets)
-                except BaseException:
-                    _stop_workers(pool, out_dir)
-                    raise
-    finally:
-        bar.close()
+        finally:
+            bar.close()
+            if hasattr(run, "close"):
+                run.close()  # stops the engine's workers at once if we leave early
     elapsed = time.perf_counter() - t0
-    _write_manifest(config, out_dir, chunks, stats, elapsed, workers)
+    if dask is not None:
+        workers = dask.n_workers
+    _write_manifest(config, out_dir, chunks, stats, elapsed, workers, engine)
     return [out_dir / c.filename for c in chunks]
 
 
-def _write_manifest(config, out_dir: Path, chunks, stats, elapsed, workers) -> None:
+def generate_file(config: GenerationConfig, class_name: str, index: int,
+                  cache_dir: str | os.PathLike) -> tuple[Path, ChunkStats]:
+    """Make file ``index`` of class ``class_name`` alone (one array task): the same file, byte
+    for byte in its jets, as :func:`generate` makes, in the same place, so a later full run
+    or ``missing_chunks`` counts it as done. An existing file is kept (``n_events == 0``).
+
+    The class and index are checked before any work (:func:`select_chunk`). Only this file's
+    temp files of writers that no longer run are removed: other array tasks may be writing
+    theirs into the same directory from other machines, whose process ids mean nothing here.
+    The manifest is left to a full run (``partnb generate`` once every file is there), so
+    that concurrent tasks do not race on it.
+
+    Returns:
+        The file's path and the chunk's statistics.
+    """
+    from .io import stale_temp_files
+
+    chunk = select_chunk(config, class_name, index)
+    out_dir = output_dir(config, cache_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for tmp in stale_temp_files(out_dir, f"{chunk.filename}.tmp-*"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return out_dir / chunk.filename, generate_chunk_file(config, chunk, out_dir)
+
+
+def _write_manifest(config, out_dir: Path, chunks, stats, elapsed, workers, engine) -> None:
     from .cards import dataset_card_text
 
     manifest_path = out_dir / "manifest.json"
@@ -751,7 +866,7 @@ def _write_manifest(config, out_dir: Path, chunks, stats, elapsed, workers) -> N
         runs.append({
             "chunks": len(stats), "jets": sum(s.n_jets for s in stats),
             "events": sum(s.n_events for s in stats), "seconds": round(elapsed, 2),
-            "workers": workers,
+            "workers": workers, "engine": engine,
             "jets_per_second": round(sum(s.n_jets for s in stats) / max(elapsed, 1e-9), 2),
         })
     manifest = {
