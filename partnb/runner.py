@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import provenance
+
 __all__ = ["NOTEBOOK_DIR", "KERNEL_NAME", "COMPARISON_NOTEBOOK", "TRAINING_NOTEBOOKS",
            "list_notebooks", "ensure_kernel", "run_notebooks", "run_comparison", "comparison_dir",
            "NotebookResult"]
@@ -109,12 +111,15 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
         dataset_files(params, progress=False, log=log)
     runs = Path(params.output.runs)
     runs.mkdir(parents=True, exist_ok=True)
-    results = []
+    figures = Path(params.output.figures)
+    started = time.time()
+    results, notebooks = [], []
     for k, book in enumerate(books):
         out = runs / book.name
         if len(books) > 1:
             log(f"{book.stem:<28} ... ({k + 1}/{len(books)})")
         t0 = time.perf_counter()
+        wall0 = time.time()
         error = None
         try:
             train_first(book.stem, params, log=log)
@@ -135,6 +140,14 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
         status = "ok" if error is None else f"FAILED at {error}"
         log(f"{book.stem:<28} {seconds:8.1f} s  {status}")
         results.append(NotebookResult(book.stem, seconds, out, error))
+        # what this notebook wrote (a file's mtime may trail the clock by a tick)
+        notebooks.append({"notebook": book.stem, "seconds": round(seconds, 2), "status": status,
+                          "outputs": provenance.outputs_since(figures, wall0 - 0.05)})
+    # where the numbers came from (partnb.provenance), once the checkpoints exist
+    record = provenance.run_record(params, params_file, started=started)
+    provenance.record_outputs(record, notebooks, runs_dir=runs, figures_dir=figures,
+                              finished=time.time())
+    log(f"provenance: {runs / provenance.PROVENANCE_FILE} (run {record['run_id']})")
     return results
 
 
