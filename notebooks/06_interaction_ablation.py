@@ -50,7 +50,7 @@ from partnb.analysis.stream import analysis_inputs
 from partnb.analysis.u_structure import RowVariation, UStructure
 from partnb.model import CheckpointError
 from partnb.model.factory import plain_params
-from partnb.notebook import trained_model
+from partnb.notebook import trained_model, trains_plain
 from partnb.outputs import figure_dir, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.plots import ablation as ablation_plots
@@ -72,8 +72,8 @@ dataset = params.dataset.name
 model = trained_model(params, train_if_missing=False)
 random_model = trained_model(params, random_init=True, train_if_missing=False)
 try:
-    plain_model = trained_model(plain_params(params), train_if_missing=train_plain_if_missing,
-                                progress=progress)
+    plain_model = trained_model(plain_params(params), progress=progress,
+                                train_if_missing=train_plain_if_missing and trains_plain(params))
 except CheckpointError as error:
     plain_model = None
     print(f"ParT-plain row skipped: {error}")

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-__all__ = ["needs_training", "trained_model"]
+__all__ = ["needs_training", "seeded_model", "trained_model", "trains_plain"]
 
 
 def needs_training(params, *, random_init: bool = False) -> bool:
@@ -26,10 +26,39 @@ def trained_model(params, *, train_if_missing: bool = True, progress: bool | Non
         CheckpointError: the checkpoint is missing and may not be trained here (a given
             ``model.checkpoint``, or ``train_if_missing=False``).
     """
-    from .model.factory import load_trained
+    from .model.factory import checkpoint_path, load_trained
 
+    if random_init and params.model.checkpoint and not checkpoint_path(
+            params, random_init=True).exists():
+        return seeded_model(params)
     if train_if_missing and needs_training(params, random_init=random_init):
         from .train import train
 
         train(params, progress=progress)
     return load_trained(params, random_init=random_init)
+
+
+def seeded_model(params):
+    """The params' never-trained model in eval mode, initialised as :func:`partnb.train.train`
+    initialises it (``torch.manual_seed(seed)``, then the model is built): the random
+    initialisation to compare a given ``model.checkpoint`` with (e.g. an official ParT),
+    which comes with no ``random_init.pt`` of its own. The global torch RNG is restored."""
+    import torch
+
+    from .model.factory import model_from_params
+
+    state = torch.get_rng_state()
+    try:
+        torch.manual_seed(params.seed)
+        model = model_from_params(params)
+    finally:
+        torch.set_rng_state(state)
+    return model.eval()
+
+
+def trains_plain(params) -> bool:
+    """Whether ParT-plain of ``params`` may be trained when missing: not for a given
+    ``model.checkpoint`` (an official ParT has no ParT-plain of the same recipe to train on
+    the user's data; its notebook 06 row is skipped unless ``<output.models>/plain`` holds
+    one)."""
+    return not params.model.checkpoint

@@ -158,10 +158,12 @@ def train_first(notebook: str, params, *, log=print) -> bool:
     if what is None:
         return False
     from .model.factory import checkpoint_path, plain_params
-    from .notebook import needs_training
+    from .notebook import needs_training, trains_plain
 
     if what == "plain" and not checkpoint_path(params).exists():
         return False  # the notebook stops at the missing model before it trains ParT-plain
+    if what == "plain" and not trains_plain(params):
+        return False  # a given checkpoint: no ParT-plain is trained for it
     target = plain_params(params) if what == "plain" else params
     if not needs_training(target):
         return False

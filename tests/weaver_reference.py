@@ -13,6 +13,10 @@ Usage::
   ``vectors`` (B, 4, P) and ``mask`` (B, 1, P);
 * ``OUTPUT``: receives the list of logits, one (B, num_classes) tensor per call.
 
+``python tests/weaver_reference.py init WEAVER_DIR CONFIG_JSON SEED OUTPUT`` instead saves a
+weaver-format state dict of weaver's model built with the keyword arguments ``CONFIG_JSON``
+and weaver's own random initialisation (what an official checkpoint looks like, untrained).
+
 All calls go through one model instance in eval mode, in order, so weaver's sequence
 trimmer (no-op for the first 5 calls) behaves as in a real evaluation. Only the model file
 is imported (it needs torch alone), so weaver's numpy<2 pin does not matter. It runs in a
@@ -55,7 +59,28 @@ def reference_logits(weaver_dir: str | Path, state_dict_path: str | Path,
     return outputs
 
 
+def save_random_weaver_model(weaver_dir: str | Path, config: dict, seed: int,
+                             output_path: str | Path) -> None:
+    """A weaver-format checkpoint (keys ``mod.…``) of weaver's own ``ParticleTransformer``
+    built with ``config`` and weaver's initialisation under ``torch.manual_seed(seed)``."""
+    import torch
+
+    part_class = load_weaver_part(weaver_dir)
+    torch.manual_seed(seed)
+    wrapper = torch.nn.Module()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapper.mod = part_class(**config)
+    torch.save(wrapper.state_dict(), output_path)
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["init"] and len(argv) == 5:
+        import json
+
+        _, weaver_dir, config_json, seed, output_path = argv
+        save_random_weaver_model(weaver_dir, json.loads(config_json), int(seed), output_path)
+        return 0
     if len(argv) != 4:
         print(__doc__, file=sys.stderr)
         return 2
