@@ -43,6 +43,7 @@ import numpy as np
 from ..params import stable_hash
 from .cards import COMMON_SETTINGS, DATASET_CARDS, DatasetCard, ProcessCard
 from .io import DataError
+from .kinematics import pseudorapidity, rapidity, wrap_phi
 from .schema import JETCLASS_CLASSES, JETCLASS_LABEL_DTYPES
 
 __all__ = [
@@ -251,24 +252,6 @@ def pythia_settings(card: DatasetCard, proc: ProcessCard, chunk_index: int, seed
 
 
 # --------------------------------------------------------------------------------------
-# Kinematics helpers (numpy, vectorised)
-# --------------------------------------------------------------------------------------
-
-
-def _eta(px, py, pz):
-    pt = np.hypot(px, py)
-    return np.arcsinh(np.divide(pz, pt, out=np.full_like(pz, np.sign(pz) * 1e10), where=pt > 0))
-
-
-def _rapidity(pz, e):
-    return 0.5 * np.log(np.maximum(e + pz, 1e-20) / np.maximum(e - pz, 1e-20))
-
-
-def _wrap(dphi):
-    return (dphi + np.pi) % (2 * np.pi) - np.pi
-
-
-# --------------------------------------------------------------------------------------
 # Truth: resonance decay products and hard partons, per event
 # --------------------------------------------------------------------------------------
 
@@ -312,7 +295,7 @@ def _truth_targets(ev: dict[str, np.ndarray], resonance: int) -> list[tuple[np.n
         if not leaves:
             continue
         idx = np.array([last, *leaves])
-        eta = _eta(ev["px"][idx], ev["py"][idx], ev["pz"][idx])
+        eta = pseudorapidity(ev["px"][idx], ev["py"][idx], ev["pz"][idx])
         phi = np.arctan2(ev["py"][idx], ev["px"][idx])
         targets.append((eta, phi))
     return targets
@@ -370,7 +353,7 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
         # is not clustered: a third of the particles (beam remnants, MPI) at no cost in physics.
         # Not for leading-jet-only cards, where a forward jet can still be the hardest.
         y_max = card.abs_eta_max + 3 * card.jet_radius
-        visible &= np.abs(_rapidity(flat["pz"], flat["e"])) < y_max
+        visible &= np.abs(rapidity(flat["pz"], flat["e"])) < y_max
     event_of_particle = np.repeat(np.arange(n_events), counts)
     fin_counts = np.bincount(event_of_particle[visible], minlength=n_events)
     fin = {k: flat[k][visible] for k in ("px", "py", "pz", "e", "id")}
@@ -392,9 +375,9 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
     jz = ak.to_numpy(ak.flatten(jets.pz))
     je = ak.to_numpy(ak.flatten(jets.E))
     jpt = np.hypot(jx, jy)
-    jeta = _eta(jx, jy, jz)
+    jeta = pseudorapidity(jx, jy, jz)
     jphi = np.arctan2(jy, jx)
-    jrap = _rapidity(jz, je)
+    jrap = rapidity(jz, je)
     # Rank of each jet in pT within its event (0 = hardest).
     order = np.lexsort((-jpt, event_of_jet))
     first = np.concatenate([[0], np.cumsum(n_per_event)[:-1]])
@@ -422,7 +405,7 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
                 continue
             for eta, phi in _truth_targets(ev, proc.resonance):
                 for j in jets_here:
-                    d2 = (eta - jeta[j]) ** 2 + _wrap(phi - jphi[j]) ** 2
+                    d2 = (eta - jeta[j]) ** 2 + wrap_phi(phi - jphi[j]) ** 2
                     if np.all(d2 < r2):
                         matched[j] = True
         keep &= matched
@@ -442,14 +425,14 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
     fpx, fpy, fpz, fe, fid, fpt = (a[srt] for a in (fpx, fpy, fpz, fe, fid, fpt))
 
     kj = {k: v[keep] for k, v in dict(px=jx, py=jy, pz=jz, e=je, pt=jpt, eta=jeta, phi=jphi).items()}
-    peta = _eta(fpx, fpy, fpz)
+    peta = pseudorapidity(fpx, fpy, fpz)
     pphi = np.arctan2(fpy, fpx)
     jeta_p = np.repeat(kj["eta"], n_cons)
     sign = np.where(jeta_p <= 0, -1.0, 1.0)
     # JetClass convention: sign(jet_eta)*(eta - jet_eta), with jet_eta = 0 counted as -1 there;
     # the converters of TL/QG use sign 0 -> +1. A jet at exactly eta = 0 does not occur.
     deta = sign * (peta - jeta_p)
-    dphi = _wrap(pphi - np.repeat(kj["phi"], n_cons))
+    dphi = wrap_phi(pphi - np.repeat(kj["phi"], n_cons))
     absid = np.abs(fid)
     charge = _charges(fid, pythia)
     is_hadron = absid > 100
@@ -517,7 +500,7 @@ def _substructure(parts: dict[str, np.ndarray], n_cons: np.ndarray, radius: floa
         out["jet_sdmass"] = _softdrop_mass(parts, n_cons, radius)
         kt = fastjet.ClusterSequence(p4, fastjet.JetDefinition(fastjet.kt_algorithm, radius))
         pt = np.hypot(parts["part_px"], parts["part_py"])
-        eta = _eta(parts["part_px"], parts["part_py"], parts["part_pz"])
+        eta = pseudorapidity(parts["part_px"], parts["part_py"], parts["part_pz"])
         phi = np.arctan2(parts["part_py"], parts["part_px"])
         jet_of = np.repeat(np.arange(len(n_cons)), n_cons)
         norm = np.bincount(jet_of, weights=pt, minlength=len(n_cons)) * radius
@@ -538,9 +521,9 @@ def _substructure(parts: dict[str, np.ndarray], n_cons: np.ndarray, radius: floa
                     ax_pz[ok] = ak.to_numpy(axes_ok.pz)
                 else:
                     ax_px, ax_py, ax_pz = (ak.to_numpy(axes[c]) for c in ("px", "py", "pz"))
-                a_eta = _eta(ax_px, ax_py, ax_pz)[jet_of]  # (n_parts, n)
+                a_eta = pseudorapidity(ax_px, ax_py, ax_pz)[jet_of]  # (n_parts, n)
                 a_phi = np.arctan2(ax_py, ax_px)[jet_of]
-                dr = np.sqrt((eta[:, None] - a_eta) ** 2 + _wrap(phi[:, None] - a_phi) ** 2)
+                dr = np.sqrt((eta[:, None] - a_eta) ** 2 + wrap_phi(phi[:, None] - a_phi) ** 2)
                 num = np.bincount(jet_of, weights=pt * dr.min(axis=1), minlength=len(n_cons))
                 tau = np.where(ok, num / np.maximum(norm, 1e-12), 0.0)
             out[f"jet_tau{n}"] = tau

@@ -57,6 +57,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from partnb.data.kinematics import pseudorapidity, wrap_phi
 from partnb.data.schema import (
     DATASETS,
     JET_BRANCHES,
@@ -888,11 +889,6 @@ def _tl_columns(info: _FileInfo) -> tuple[int, dict[str, list[str]]]:
     return n_max, groups
 
 
-def _wrap_phi(dphi: np.ndarray) -> np.ndarray:
-    out = np.mod(dphi + np.pi, 2 * np.pi) - np.pi
-    return np.where(out >= np.pi, out - 2 * np.pi, out)
-
-
 def _derive(
     ctx: _Ctx,
     counts: np.ndarray,
@@ -911,16 +907,16 @@ def _derive(
     jpx, jpy, jpz, je = (_segment_sums(offsets, v) for v in (px, py, pz, energy))
     jpt = np.hypot(jpx, jpy)
     with np.errstate(divide="ignore", invalid="ignore"):
-        jeta = np.arcsinh(jpz / np.maximum(jpt, 1e-20))
+        jeta = pseudorapidity(jpx, jpy, jpz)
         if eta is None:
-            eta = np.arcsinh(pz / np.maximum(np.hypot(px, py), 1e-20))
+            eta = pseudorapidity(px, py, pz)
     jphi = np.arctan2(jpy, jpx)
     if phi is None:
         phi = np.arctan2(py, px)
     jmass = np.sqrt(np.maximum(je * je - jpx * jpx - jpy * jpy - jpz * jpz, 0.0))
     sign = np.where(jeta >= 0, 1.0, -1.0)  # sign(0) := +1
     deta = (eta - jeta[idx]) * sign[idx]
-    dphi = _wrap_phi(phi - jphi[idx])
+    dphi = wrap_phi(phi - jphi[idx])
     part = {
         "part_px": px, "part_py": py, "part_pz": pz, "part_energy": energy,
         "part_deta": deta, "part_dphi": dphi,
