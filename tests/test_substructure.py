@@ -156,15 +156,6 @@ def test_graph_maps_are_row_stochastic(tiny_model):
                                [1 / (1 + np.e), np.e / (1 + np.e)])
 
 
-def test_graph_weight_rows_alpha_is_min_max_normalised():
-    w = np.array([[[0.5, 0.5], [0.9, 0.1]]])
-    graph = ss.GraphJet(0, 3, np.zeros(2), np.zeros(2), np.zeros(2), np.array([0, 1]), np.array([1, 4]),
-                        {"W": w})
-    rows = ss.graph_weight_rows(graph)
-    assert [r["alpha"] for r in rows] == pytest.approx([0.5, 0.5, 1.0, 0.0])
-    assert [r["same_subjet"] for r in rows] == [1, 0, 0, 1]
-
-
 def test_fraction_summary_and_histogram_by_hand():
     values = np.array([[0.25, 0.65], [0.85, np.nan], [np.nan, np.nan]])
     s = ss.fraction_summary(values)

@@ -49,7 +49,6 @@ __all__ = [
     "fraction_histogram_rows",
     "fraction_summary",
     "graph_particle_rows",
-    "graph_weight_rows",
     "intersubjet_histogram_rows",
     "intersubjet_summary_rows",
     "kt_subjets",
@@ -650,23 +649,3 @@ def graph_weight_maps(graph: GraphJet, variant: str = "W", *, decimals: int = 6)
     return {"variant": variant, "layer": int(graph.layer), "jet": int(graph.position),
             "n": int(graph.n), "heads": int(maps.shape[0]),
             "weights": np.round(maps, decimals).tolist()}
-
-
-def graph_weight_rows(graph: GraphJet, variant: str = "W", *, min_alpha: float = 0.0) -> list[dict]:
-    """Long table of one variant's weights: the (head, query, key) of the n×n maps whose
-    min-max-normalised line alpha (docs/analyses.md#eta-phi-attention-graphs) is at least ``min_alpha`` (0: every pair; the
-    notebook writes the drawn lines), and whether the pair is within a subjet."""
-    maps = graph.weights[variant]
-    rows = []
-    same = graph.subjet[:, None] == graph.subjet[None, :]
-    for h, w in enumerate(maps):
-        lo, hi = float(w.min()), float(w.max())
-        alpha = (w - lo) / (hi - lo) if hi > lo else np.zeros_like(w)
-        for i in range(graph.n):
-            for j in range(graph.n):
-                if alpha[i, j] < min_alpha:
-                    continue
-                rows.append({"variant": variant, "layer": graph.layer, "head": h, "query": i,
-                             "key": j, "weight": float(w[i, j]), "alpha": float(alpha[i, j]),
-                             "same_subjet": int(same[i, j])})
-    return rows
