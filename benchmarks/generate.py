@@ -80,7 +80,8 @@ def read_rate(jets_per_class: int, total_jets: int = 200_000, step_size: int = 1
 
     from partnb.data.features import build_inputs, required_branches
     from partnb.data.generate import GenerationConfig, generate
-    from partnb.data.io import iterate_jets, write_jetclass_root
+    from partnb.data.io import iterate_jets
+    from partnb.data.writer import write_jetclass_root
 
     config = GenerationConfig("jetclass", jets_per_class=jets_per_class, jets_per_file=jets_per_class,
                               seed=4, classes=("Tbqq", "QCD"))

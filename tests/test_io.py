@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import uproot
 
-from partnb.data import io
+from partnb.data import io, writer
 from partnb.data.io import DataError
 from partnb.data.schema import (
     JET_BRANCHES,
@@ -491,7 +491,7 @@ def test_converted_root(files):
 
 def test_writer_round_trip(files, tmp_path):
     data = jetclass_branches(files["jets_jc"])
-    path = io.write_jetclass_root(tmp_path / "written.root", data)
+    path = writer.write_jetclass_root(tmp_path / "written.root", data)
     assert io.detect_format(path) == "jetclass-root"
     assert [p.name for p in tmp_path.iterdir()] == ["written.root"]  # no temp file left
     ours = io.read_jets(path)
@@ -508,10 +508,10 @@ def test_writer_round_trip(files, tmp_path):
 
     tl = {k: data[k] for k in KINEMATIC_PARTICLE_BRANCHES}
     tl["label"] = files["jets_jc"]["binary"].astype(np.int32)
-    io.write_jetclass_root(tmp_path / "tl.root", tl)
+    writer.write_jetclass_root(tmp_path / "tl.root", tl)
     assert io.detect_format(tmp_path / "tl.root") == "toplandscape-root"
     tl["part_isChargedHadron"] = data["part_isChargedHadron"]
-    io.write_jetclass_root(tmp_path / "qg.root", tl, basket_entries=7)
+    writer.write_jetclass_root(tmp_path / "qg.root", tl, basket_entries=7)
     assert io.detect_format(tmp_path / "qg.root") == "quarkgluon-root"
     back = io.read_jets(tmp_path / "qg.root", step_size=11)
     np.testing.assert_array_equal(back.label.to_numpy(),
@@ -522,10 +522,10 @@ def test_writer_is_atomic(tmp_path):
     target = tmp_path / "broken.root"
     bad = {"part_px": ak.Array([[1.0, 2.0]]), "label": np.array(["x"])}
     with pytest.raises(Exception):  # noqa: B017 - uproot cannot write strings
-        io.write_jetclass_root(target, bad)
+        writer.write_jetclass_root(target, bad)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DataError, match="broken.root"):
-        io.write_jetclass_root(target, {"part_px": ak.Array([[1.0, 2.0]]), "label": np.ones(2)})
+        writer.write_jetclass_root(target, {"part_px": ak.Array([[1.0, 2.0]]), "label": np.ones(2)})
 
 
 # --------------------------------------------------------------------------------------
@@ -771,7 +771,8 @@ def test_bad_binary_label(tmp_path):
 
 def test_module_api():
     assert set(io.__all__) >= {"DataError", "expand_paths", "detect_format", "dataset_of_format",
-                               "iterate_jets", "read_jets", "count_jets", "write_jetclass_root"}
+                               "iterate_jets", "read_jets", "count_jets"}
+    assert writer.__all__ == ["write_jetclass_root"] and not hasattr(io, "write_jetclass_root")
     assert issubclass(DataError, ValueError)
     with pytest.raises(TypeError, match="stepsize"):
         io.read_jets("unused.root", stepsize=3)

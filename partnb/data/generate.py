@@ -611,7 +611,7 @@ def generate_chunk_file(config: GenerationConfig, chunk: Chunk, out_dir: str | o
 
     An existing file is complete (it was renamed into place) and is not regenerated.
     """
-    from .io import write_jetclass_root
+    from .writer import write_jetclass_root
 
     path = Path(out_dir) / chunk.filename
     if path.exists():
