@@ -337,14 +337,9 @@ def _flat_event_record(prt) -> tuple[dict[str, np.ndarray], np.ndarray]:
     return cols, counts
 
 
-def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dict[str, np.ndarray] | None:
-    import fastjet
-
-    prt = batch.prt
-    n_events = len(prt)
-    if n_events == 0:
-        return None
-    flat, counts = _flat_event_record(prt)
+def _visible(flat: dict[str, np.ndarray], card: DatasetCard, proc: ProcessCard) -> np.ndarray:
+    """Final-state particles that are clustered: not neutrinos, and (unless the card keeps the
+    leading jet only) within the acceptance plus 3R in rapidity."""
     aid = np.abs(flat["id"])
     visible = (flat["status"] > 0) & (aid != 12) & (aid != 14) & (aid != 16)
     if not proc.leading_jet_only:
@@ -354,9 +349,14 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
         # Not for leading-jet-only cards, where a forward jet can still be the hardest.
         y_max = card.abs_eta_max + 3 * card.jet_radius
         visible &= np.abs(rapidity(flat["pz"], flat["e"])) < y_max
-    event_of_particle = np.repeat(np.arange(n_events), counts)
-    fin_counts = np.bincount(event_of_particle[visible], minlength=n_events)
-    fin = {k: flat[k][visible] for k in ("px", "py", "pz", "e", "id")}
+    return visible
+
+
+def _cluster(fin: dict[str, np.ndarray], fin_counts: np.ndarray, card: DatasetCard):
+    """Anti-kT jets (R of the card, pT > 0.8 pT_min) of every event and each jet's
+    constituent indices into its event's final-state particles."""
+    import fastjet
+
     p4 = ak.unflatten(ak.zip({"px": fin["px"], "py": fin["py"], "pz": fin["pz"], "E": fin["e"]}),
                       fin_counts)
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, card.jet_radius)
@@ -364,83 +364,100 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
     with quiet_stdout(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cs = fastjet.ClusterSequence(p4, jetdef)
-        jets = cs.inclusive_jets(min_pt=min_pt)
-        cons = cs.constituent_index(min_pt=min_pt)
-    n_per_event = ak.to_numpy(ak.num(jets))
-    if n_per_event.sum() == 0:
-        return None
-    event_of_jet = np.repeat(np.arange(n_events), n_per_event)
-    jx = ak.to_numpy(ak.flatten(jets.px))
-    jy = ak.to_numpy(ak.flatten(jets.py))
-    jz = ak.to_numpy(ak.flatten(jets.pz))
-    je = ak.to_numpy(ak.flatten(jets.E))
-    jpt = np.hypot(jx, jy)
-    jeta = pseudorapidity(jx, jy, jz)
-    jphi = np.arctan2(jy, jx)
-    jrap = rapidity(jz, je)
-    # Rank of each jet in pT within its event (0 = hardest).
-    order = np.lexsort((-jpt, event_of_jet))
+        return cs.inclusive_jets(min_pt=min_pt), cs.constituent_index(min_pt=min_pt)
+
+
+def _jet_kinematics(jets, n_per_event: np.ndarray) -> dict[str, np.ndarray]:
+    """Flat per-jet kinematics, the event of each jet and its pT rank there (0 = hardest)."""
+    n_events = len(n_per_event)
+    event = np.repeat(np.arange(n_events), n_per_event)
+    kin = {name: ak.to_numpy(ak.flatten(getattr(jets, key)))
+           for name, key in (("px", "px"), ("py", "py"), ("pz", "pz"), ("e", "E"))}
+    kin["pt"] = np.hypot(kin["px"], kin["py"])
+    kin["eta"] = pseudorapidity(kin["px"], kin["py"], kin["pz"])
+    kin["phi"] = np.arctan2(kin["py"], kin["px"])
+    kin["rap"] = rapidity(kin["pz"], kin["e"])
+    order = np.lexsort((-kin["pt"], event))
     first = np.concatenate([[0], np.cumsum(n_per_event)[:-1]])
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order)) - np.repeat(first, n_per_event)
+    kin["event"], kin["rank"] = event, rank
+    return kin
 
-    acc_var = jeta if card.eta_variable == "eta" else jrap
-    keep = (jpt > card.pt_min) & (jpt < card.pt_max) & (np.abs(acc_var) < card.abs_eta_max)
+
+def _in_window(kin: dict[str, np.ndarray], card: DatasetCard, proc: ProcessCard) -> np.ndarray:
+    """Jets in the card's pT window and acceptance (in η or rapidity, as the card says);
+    the hardest jet of its event only, for leading-jet-only cards."""
+    acc_var = kin["eta"] if card.eta_variable == "eta" else kin["rap"]
+    keep = (kin["pt"] > card.pt_min) & (kin["pt"] < card.pt_max) & (np.abs(acc_var) < card.abs_eta_max)
     if proc.leading_jet_only:
-        keep &= rank == 0
+        keep &= kin["rank"] == 0
+    return keep
 
-    # Truth per event (only for events that have a candidate jet).
-    cand_events = np.unique(event_of_jet[keep])
-    if len(cand_events) and (proc.resonance is not None or proc.outgoing_partons is not None):
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        matched = np.zeros_like(keep)
-        r2 = card.jet_radius**2
-        for e in cand_events:
-            sl = slice(starts[e], starts[e] + counts[e])
-            ev = {k: v[sl] for k, v in flat.items()}
-            jets_here = np.flatnonzero(keep & (event_of_jet == e))
-            if proc.outgoing_partons is not None:
-                if _hard_outgoing_parton(ev) in proc.outgoing_partons:
-                    matched[jets_here] = True
-                continue
-            for eta, phi in _truth_targets(ev, proc.resonance):
-                for j in jets_here:
-                    d2 = (eta - jeta[j]) ** 2 + wrap_phi(phi - jphi[j]) ** 2
-                    if np.all(d2 < r2):
-                        matched[j] = True
-        keep &= matched
-    if not keep.any():
-        return None
 
-    # Constituents of the kept jets, gathered from the flat final-state arrays.
+def _truth_matched(keep: np.ndarray, kin: dict[str, np.ndarray], flat: dict[str, np.ndarray],
+                   counts: np.ndarray, card: DatasetCard, proc: ProcessCard) -> np.ndarray:
+    """``keep`` and the jet's truth: every decay product of the resonance within R of the
+    axis, or the event's hard outgoing parton of the wanted kind (cards without truth keep
+    every jet)."""
+    cand_events = np.unique(kin["event"][keep])
+    if not len(cand_events) or (proc.resonance is None and proc.outgoing_partons is None):
+        return keep
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    matched = np.zeros_like(keep)
+    r2 = card.jet_radius**2
+    for e in cand_events:
+        sl = slice(starts[e], starts[e] + counts[e])
+        ev = {k: v[sl] for k, v in flat.items()}
+        jets_here = np.flatnonzero(keep & (kin["event"] == e))
+        if proc.outgoing_partons is not None:
+            if _hard_outgoing_parton(ev) in proc.outgoing_partons:
+                matched[jets_here] = True
+            continue
+        for eta, phi in _truth_targets(ev, proc.resonance):
+            for j in jets_here:
+                d2 = (eta - kin["eta"][j]) ** 2 + wrap_phi(phi - kin["phi"][j]) ** 2
+                if np.all(d2 < r2):
+                    matched[j] = True
+    return keep & matched
+
+
+def _constituents(cons, keep: np.ndarray, fin: dict[str, np.ndarray],
+                  fin_counts: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The kept jets' constituents from the flat final-state arrays, pT-descending in each
+    jet, and the constituents per jet."""
     fin_starts = np.concatenate([[0], np.cumsum(fin_counts)[:-1]])
     cons_flat_jets = ak.flatten(cons + fin_starts, axis=1)[keep]
     n_cons = ak.to_numpy(ak.num(cons_flat_jets))
     gidx = ak.to_numpy(ak.flatten(cons_flat_jets))
-    fpx, fpy, fpz, fe, fid = (fin[k][gidx] for k in ("px", "py", "pz", "e", "id"))
-    # Sort particles by pT (descending) inside each jet.
-    fpt = np.hypot(fpx, fpy)
+    part = {k: fin[k][gidx] for k in ("px", "py", "pz", "e", "id")}
+    part["pt"] = np.hypot(part["px"], part["py"])
     jet_of_part = np.repeat(np.arange(len(n_cons)), n_cons)
-    srt = np.lexsort((-fpt, jet_of_part))
-    fpx, fpy, fpz, fe, fid, fpt = (a[srt] for a in (fpx, fpy, fpz, fe, fid, fpt))
+    srt = np.lexsort((-part["pt"], jet_of_part))
+    return {k: v[srt] for k, v in part.items()}, n_cons
 
-    kj = {k: v[keep] for k, v in dict(px=jx, py=jy, pz=jz, e=je, pt=jpt, eta=jeta, phi=jphi).items()}
-    peta = pseudorapidity(fpx, fpy, fpz)
-    pphi = np.arctan2(fpy, fpx)
+
+def _jet_branches(kj: dict[str, np.ndarray], part: dict[str, np.ndarray], n_cons: np.ndarray,
+                  pythia) -> dict[str, np.ndarray]:
+    """The JetClass branches of the kept jets: particle kinematics relative to the jet axis,
+    charge and particle-type flags, jet four-vector and mass."""
+    peta = pseudorapidity(part["px"], part["py"], part["pz"])
+    pphi = np.arctan2(part["py"], part["px"])
     jeta_p = np.repeat(kj["eta"], n_cons)
     sign = np.where(jeta_p <= 0, -1.0, 1.0)
     # JetClass convention: sign(jet_eta)*(eta - jet_eta), with jet_eta = 0 counted as -1 there;
     # the converters of TL/QG use sign 0 -> +1. A jet at exactly eta = 0 does not occur.
     deta = sign * (peta - jeta_p)
     dphi = wrap_phi(pphi - np.repeat(kj["phi"], n_cons))
+    fid = part["id"]
     absid = np.abs(fid)
     charge = _charges(fid, pythia)
     is_hadron = absid > 100
     m2 = kj["e"] ** 2 - kj["px"] ** 2 - kj["py"] ** 2 - kj["pz"] ** 2
-    out = {
+    return {
         "n_cons": n_cons,
-        "part_px": fpx, "part_py": fpy, "part_pz": fpz, "part_energy": fe,
-        "part_deta": deta, "part_dphi": dphi,
+        "part_px": part["px"], "part_py": part["py"], "part_pz": part["pz"],
+        "part_energy": part["e"], "part_deta": deta, "part_dphi": dphi,
         "part_charge": charge,
         "part_isChargedHadron": (is_hadron & (charge != 0)).astype(np.float32),
         "part_isNeutralHadron": (is_hadron & (charge == 0)).astype(np.float32),
@@ -452,7 +469,32 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
         "jet_mass": np.sqrt(np.maximum(m2, 0.0)),
         "jet_nparticles": n_cons.astype(np.float32),
     }
-    return out
+
+
+def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dict[str, np.ndarray] | None:
+    """The selected, truth-matched jets of a batch of events as JetClass branches (None when
+    no jet is kept), in named steps: visibility, clustering, jet kinematics and ranking,
+    the pT/acceptance window, truth matching, constituents, branches."""
+    prt = batch.prt
+    n_events = len(prt)
+    if n_events == 0:
+        return None
+    flat, counts = _flat_event_record(prt)
+    visible = _visible(flat, card, proc)
+    event_of_particle = np.repeat(np.arange(n_events), counts)
+    fin_counts = np.bincount(event_of_particle[visible], minlength=n_events)
+    fin = {k: flat[k][visible] for k in ("px", "py", "pz", "e", "id")}
+    jets, cons = _cluster(fin, fin_counts, card)
+    n_per_event = ak.to_numpy(ak.num(jets))
+    if n_per_event.sum() == 0:
+        return None
+    kin = _jet_kinematics(jets, n_per_event)
+    keep = _truth_matched(_in_window(kin, card, proc), kin, flat, counts, card, proc)
+    if not keep.any():
+        return None
+    part, n_cons = _constituents(cons, keep, fin, fin_counts)
+    kj = {k: kin[k][keep] for k in ("px", "py", "pz", "e", "pt", "eta", "phi")}
+    return _jet_branches(kj, part, n_cons, pythia)
 
 
 def _softdrop_mass(parts: dict[str, np.ndarray], n_cons: np.ndarray, radius: float,
