@@ -201,6 +201,11 @@ class MonitorStats:
                 self.groups[variant][:, k] += _bincount(group[flag], GROUPS)
 
     # -- results -------------------------------------------------------------------------
+    def rows(self) -> list[dict[str, float]]:
+        """The consumer table (:class:`~partnb.analysis.stream.Consumer`): one row,
+        :meth:`result`."""
+        return [self.result()]
+
     def result(self) -> dict[str, float]:
         """One row of the monitor log (without step, epoch, lr)."""
         nan = float("nan")
@@ -438,12 +443,16 @@ class HeadMagnitudes:
         self.L, self.H = num_layers, num_heads
         self.abs_a = np.zeros((num_layers, num_heads, _LOG_BINS), np.int64)
         self.abs_u = np.zeros((num_layers, num_heads, _LOG_BINS), np.int64)
-        self.rows = np.zeros((num_layers, num_heads), np.int64)
+        self.query_rows = np.zeros((num_layers, num_heads), np.int64)
         self.rows_ge = np.zeros((num_layers, num_heads), np.int64)
 
+    def rows(self, model: str = "model") -> list[dict]:
+        """The consumer table (:class:`~partnb.analysis.stream.Consumer`): :func:`head_rows`."""
+        return head_rows(self, model)
+
     def update(self, key, record: dict[str, Tensor], batch) -> None:
-        if not isinstance(key, int):
-            return
+        if not isinstance(key, int) or "A" not in record:
+            return  # class blocks, and the as-coded record of a pass with as_coded=True
         # the real pairs, gathered head by head with the batch's shared layout: (H, m)
         layout = pair_layout(record, batch, self.H)
         for name, hist in (("A", self.abs_a), ("U", self.abs_u)):
@@ -452,7 +461,7 @@ class HeadMagnitudes:
                 hist[key, h] += _log_hist(values[h])
         real = ~record["padding_mask"]                                   # (B, P) real queries
         binary = (record["P"].amax(-1) >= BINARY_ROW_THRESHOLD) & real[:, None, :]
-        self.rows[key] += int(real.sum())
+        self.query_rows[key] += int(real.sum())
         self.rows_ge[key] += binary.sum(dim=(0, 2)).numpy()
 
 
@@ -463,7 +472,7 @@ def head_rows(heads: HeadMagnitudes, model: str) -> list[dict]:
     for layer in range(heads.L):
         for h in range(heads.H):
             a, u = _log_median(heads.abs_a[layer, h]), _log_median(heads.abs_u[layer, h])
-            n = int(heads.rows[layer, h])
+            n = int(heads.query_rows[layer, h])
             rows.append({"model": model, "layer": layer, "head": h, "median_abs_A": a,
                          "median_abs_U": u, "ratio_of_medians": a / u if u > 0 else float("nan"),
                          "rows": n,

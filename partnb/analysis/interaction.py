@@ -202,6 +202,11 @@ class InteractionCounter:
                 "pcc_phi": ratio(n * dn - d * nn, phi_den),
                 "pcc_token_counts": ratio(t * s["xy"] - s["x"] * s["y"], tok_den)}
 
+    def rows(self) -> list[dict[str, float]]:
+        """The consumer table (:class:`~partnb.analysis.stream.Consumer`): one row,
+        :meth:`result`."""
+        return [self.result()]
+
     def result(self) -> dict[str, float]:
         """Rates, coverages and both PCC readings, each with a jackknife error
         (``<name>_err``, delete-one-group over 10 interleaved jet groups), and the counts."""

@@ -225,6 +225,11 @@ class MagnitudeRatio:
     def _layers(self):
         return [("all", slice(None))] + [(str(k), slice(k, k + 1)) for k in range(self.L)]
 
+    def rows(self, model: str = "model") -> list[dict]:
+        """The consumer table (:class:`~partnb.analysis.stream.Consumer`):
+        :meth:`summary_rows`."""
+        return self.summary_rows(model)
+
     def summary_rows(self, model: str) -> list[dict]:
         """Per variant and layer ("all" and each): median r and quantiles (log10-binned,
         interpolated), fractions r < 1 and r ≥ 10⁴ (column ``frac_ratio_gt_1e4``) with jackknife errors, U = 0 count, medians

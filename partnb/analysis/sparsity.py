@@ -348,6 +348,11 @@ class AttentionSparsity:
         h = h if head is None else h[:, head:head + 1]
         return h.sum(axis=(0, 1))
 
+    def rows(self, model: str = "model") -> list[dict]:
+        """The consumer table (:class:`~partnb.analysis.stream.Consumer`):
+        :meth:`summary_rows`."""
+        return self.summary_rows(model)
+
     def summary_row(self, variant: str, layer: int | None = None, cls: str | None = None,
                     head: int | None = None) -> dict:
         """Fractions (with jackknife errors), median row maximum and the uniform reference

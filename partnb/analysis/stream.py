@@ -34,18 +34,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["AnalysisError", "Batch", "PairLayout", "Scratch", "analysis_inputs", "class_indices", "count_true",
+__all__ = ["AnalysisError", "Batch", "Consumer", "PairLayout", "Scratch", "analysis_inputs", "class_indices", "count_true",
            "pair_layout", "real_pairs", "real_queries", "stream_attention"]
 
 
 def count_true(flags: Tensor) -> Tensor:
     """Number of True along the last axis of a bool tensor, int32."""
     return flags.view(torch.uint8).sum(dim=-1, dtype=torch.int32)
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    """What :func:`stream_attention` feeds: every analysis consumer takes each probed block's
+    record with ``update(key, record, batch)`` and gives its results as a table with
+    ``rows()`` (a list of flat dicts, what :func:`partnb.outputs.save_table` writes). A
+    consumer may offer other views of the same numbers (e.g. histograms for a figure), and
+    ``rows`` may take labels for its columns (``rows(model="trained")``)."""
+
+    def update(self, key, record: dict, batch: Batch) -> None: ...
+
+    def rows(self, *args, **kwargs) -> list[dict]: ...
 
 
 class AnalysisError(ValueError):

@@ -320,7 +320,7 @@ class LeptonAttentionFraction:
         self.jets_without_lepton = 0
 
     def update(self, key, record, batch) -> None:
-        if key != self.layer:
+        if key != self.layer or "P" not in record:  # "P" absent: the as-coded record
             return
         weights = record["P"].double()
         real = real_pairs(record)
@@ -333,6 +333,14 @@ class LeptonAttentionFraction:
         den = (weights * real).sum(dim=(-1, -2))
         self._fractions.append((num / den)[has].numpy())
         self._uniform.append((n_lep / torch.as_tensor(batch.n))[has].numpy())
+
+    def rows(self, model: str = "model") -> list[dict]:
+        """The consumer table (:class:`~partnb.analysis.stream.Consumer`): one row per jet
+        with a lepton and head, its fraction and the uniform-attention reference."""
+        return [{"model": model, "jet": k, "head": h, "fraction": float(f),
+                 "uniform": float(u[0])}
+                for k, (row, u) in enumerate(zip(self.fractions, self.uniform, strict=True))
+                for h, f in enumerate(row)]
 
     @property
     def fractions(self) -> np.ndarray:
@@ -361,7 +369,7 @@ class InterSubjetAttentionFraction:
         self._by_layer: dict[int, list[np.ndarray]] = {}
 
     def update(self, key, record, batch) -> None:
-        if not isinstance(key, int):
+        if not isinstance(key, int) or "P" not in record:  # "P" absent: the as-coded record
             return
         weights = record["P"].double()
         width = weights.shape[-1]
@@ -374,6 +382,16 @@ class InterSubjetAttentionFraction:
         frac = torch.where(den > 0, num / den.clamp_min(1e-300), torch.nan).numpy()
         frac[~self.subjets.used[batch.index]] = np.nan
         self._by_layer.setdefault(key, []).append(frac)
+
+    def rows(self, model: str = "model") -> list[dict]:
+        """The consumer table (:class:`~partnb.analysis.stream.Consumer`): one row per jet,
+        particle block and head with its fraction (NaN for jets not used, n < N, and heads
+        with a zero denominator)."""
+        f = self.fractions
+        layers = sorted(self._by_layer)
+        return [{"model": model, "jet": k, "layer": layer, "head": h, "fraction": float(f[k, i, h])}
+                for k in range(f.shape[0]) for i, layer in enumerate(layers)
+                for h in range(f.shape[2])]
 
     @property
     def fractions(self) -> np.ndarray:
@@ -414,8 +432,15 @@ class GraphJetAttention:
         self.positions = set(int(p) for p in positions)
         self.maps: dict[int, dict[str, np.ndarray]] = {}
 
+    def rows(self) -> list[dict]:
+        """The consumer table (:class:`~partnb.analysis.stream.Consumer`): one row per kept
+        jet, map, head, query and key with its weight (real particles only)."""
+        return [{"jet": pos, "map": name, "head": h, "query": i, "key": j, "weight": float(w[h, i, j])}
+                for pos, maps in sorted(self.maps.items()) for name, w in maps.items()
+                for h in range(w.shape[0]) for i in range(w.shape[1]) for j in range(w.shape[2])]
+
     def update(self, key, record, batch) -> None:
-        if key != self.layer:
+        if key != self.layer or "P" not in record:  # "P" absent: the as-coded record
             return
         for k, pos in enumerate(batch.index):
             if int(pos) not in self.positions:
