@@ -226,6 +226,21 @@ def _cmd_study(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import ReportError, build_site
+
+    try:
+        site = build_site(args.params, out=args.out, code=args.code, partial=args.partial,
+                          log=print if args.verbose else (lambda *_: None))
+    except ReportError as exc:
+        print(f"partnb: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    index = site.path / "index.html"
+    print(f"site: {index} ({len(site.pages)} pages, {site.seconds:.1f} s); open "
+          f"{index.as_uri()} in a browser, or serve it: python -m http.server -d {site.path}")
+    return 0
+
+
 def _report_failures(results) -> int:
     failed = [r for r in results if r.error]
     for r in failed:
@@ -343,6 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("params", nargs="+", help="params YAML files whose runs wrote the tables")
     c.add_argument("--out", default=None, help="output folder (default: figures/comparison)")
     c.set_defaults(func=_cmd_compare)
+
+    rp = sub.add_parser("report", help="a static HTML site of the executed runs (no network "
+                                       "needed to view it)")
+    rp.add_argument("params", nargs="+", help="params YAML file(s) whose runs to show")
+    rp.add_argument("--out", default=None, metavar="DIR",
+                    help="site folder (default: build/site in the project); an earlier site "
+                         "there is replaced")
+    rp.add_argument("--code", choices=("folded", "shown"), default="folded",
+                    help="code cells folded under a 'code' toggle (default) or shown")
+    rp.add_argument("--partial", action="store_true",
+                    help="build although some notebooks of a run were not executed")
+    rp.add_argument("--verbose", action="store_true", help="one line per page written")
+    rp.set_defaults(func=_cmd_report)
 
     t = sub.add_parser("train", help="train the params' model (resumes a killed run)")
     t.add_argument("params", help="params YAML file")
