@@ -105,7 +105,12 @@ def _int_list(v: Any) -> str | None:
     return None
 
 
-INT, FLOAT, STR, BOOL, LIST = (int,), (int, float), (str,), (bool,), (list,)
+INT, FLOAT, STR, BOOL, LIST, MAPPING = (int,), (int, float), (str,), (bool,), (list,), (dict,)
+
+#: ``model.attention`` values (partnb.model.part.ATTENTION_VARIANTS; docs/model.md#attention-variants)
+ATTENTION_VARIANTS = ("softmax", "sparsemax", "entmax15", "differential", "differential_u")
+#: ``train.attention_penalty.kind`` values (docs/model.md#attention-sparsity-penalty)
+PENALTY_KINDS = ("entropy", "l1")
 
 #: The schema: section -> key -> Field. Scalars at top level live under "".
 SCHEMA: dict[str, dict[str, Field]] = {
@@ -157,6 +162,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "num_cls_layers": Field(INT, 2, "class-attention blocks", _positive),
         "dropout": Field(FLOAT, 0.1, "dropout in particle blocks", _dropout),
         "trim": Field(BOOL, True, "weaver's sequence trimmer (random particle drop in training)"),
+        "attention": Field(STR, "softmax", "attention of the particle blocks: softmax (ParT), "
+                           "sparsemax, entmax15, differential (two query-key maps) or "
+                           "differential_u (IAFormer: both maps from U; needs pair features); "
+                           "docs/model.md#attention-variants", _one_of(*ATTENTION_VARIANTS)),
         "checkpoint": Field(STR, None, "load this state dict instead of the trained default",
                             nullable=True, path=True),
     },
@@ -184,6 +193,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                               "partnb.analysis.emergence)", _non_negative),
         "monitor_as_coded": Field(BOOL, True, "the monitor also measures the papers' as-coded "
                                   "capture"),
+        "attention_penalty": Field(MAPPING, None, "sparsity penalty on the particle blocks' "
+                                   "attention added to the loss, {kind: entropy | l1, weight: w} "
+                                   "(docs/model.md#attention-sparsity-penalty); null = none",
+                                   nullable=True),
     },
     "analysis": {
         "n_jets": Field(INT, 2000, "jets per analysis (test split)", _positive),
@@ -200,7 +213,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
 
 def _type_name(types: tuple[type, ...]) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-             list: "a list"}
+             list: "a list", dict: "a mapping"}
     if types == FLOAT:
         return "a number"
     return " or ".join(names.get(t, t.__name__) for t in types)
@@ -386,6 +399,7 @@ def params_from_dict(
             if c not in valid:
                 raise ParamsError(f"{where}: dataset.classes: {c!r} is not a class of "
                                   f"{ds['name']}{_suggest(str(c), list(valid))}")
+    _check_attention(out, where)
     if out["model"]["embed_dims"][-1] % out["model"]["num_heads"]:
         raise ParamsError(f"{where}: model.embed_dims[-1] = {out['model']['embed_dims'][-1]} "
                           f"is not divisible by model.num_heads = {out['model']['num_heads']}")
@@ -400,6 +414,36 @@ def params_from_dict(
         if ckpt is not None and not os.path.isfile(ckpt):
             raise ParamsError(f"{where}: model.checkpoint: {ckpt} does not exist")
     return Params(out, Path(source) if source is not None else None, root)
+
+
+def _check_attention(out: dict[str, Any], where: str) -> None:
+    """The attention variant against the pair features, and the penalty's keys and values."""
+    model = out["model"]
+    if model["attention"] == "differential_u" and not (out["features"]["pair_features"]
+                                                       and model["pair_embed_dims"]):
+        raise ParamsError(f"{where}: model.attention = 'differential_u' builds both attention maps "
+                          "from the pair features alone, but the model has none "
+                          "(features.pair_features = 0 or model.pair_embed_dims = []); use "
+                          "'differential' or give pair features")
+    penalty = out["train"]["attention_penalty"]
+    if penalty is None:
+        return
+    for key in penalty:
+        if key not in ("kind", "weight"):
+            raise ParamsError(f"{where}: unknown key 'train.attention_penalty.{key}'"
+                              f"{_suggest(str(key), ['kind', 'weight'])}")
+    for key in ("kind", "weight"):
+        if key not in penalty:
+            raise ParamsError(f"{where}: train.attention_penalty.{key} is missing (give "
+                              "{kind: entropy | l1, weight: w}, or null for no penalty)")
+    kind, weight = penalty["kind"], penalty["weight"]
+    if kind not in PENALTY_KINDS:
+        raise ParamsError(f"{where}: train.attention_penalty.kind = {kind!r} must be one of "
+                          f"{', '.join(map(repr, PENALTY_KINDS))}")
+    if (isinstance(weight, bool) or not isinstance(weight, int | float)
+            or not 0 <= weight < float("inf")):
+        raise ParamsError(f"{where}: train.attention_penalty.weight = {weight!r} must be a "
+                          "finite number >= 0")
 
 
 def read_yaml(path: Path, what: str = "params file", error: type[Exception] = ParamsError):

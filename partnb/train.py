@@ -10,6 +10,12 @@ both atomically. Killed at any moment, the same command continues after the last
 epoch and ends with the same weights as an uninterrupted run: each epoch's shuffling is a
 function of (seed, epoch) and the RNG state is restored at the epoch boundary.
 
+With ``train.attention_penalty`` ({kind, weight}) the loss is the cross-entropy plus weight ×
+the :class:`~partnb.model.part.AttentionPenalty` of the particle blocks
+(docs/model.md#attention-sparsity-penalty); the per-epoch log then has an
+``attention_penalty`` column (its mean over the epoch's batches, unweighted), and
+``train_loss`` stays the cross-entropy.
+
 Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each process takes its contiguous
 share of every *global* batch, so N processes see the same batches as one process with the
 same ``train.batch_size`` (BatchNorm statistics are per process, as in weaver).
@@ -34,6 +40,7 @@ from .data.io import stale_temp_files
 from .data.padding import pad_inputs
 from .data.sample import batch_indices, load_split
 from .model.factory import batch_tensors, model_from_params, predict
+from .model.part import AttentionPenalty
 
 __all__ = ["TrainingError", "Lookahead", "make_optimizer", "learning_rate", "train", "TrainResult"]
 
@@ -293,7 +300,7 @@ def _run_key(params) -> str:
     for name in ("files", "test_files"):
         data["dataset"][name] = [_relative_to(f, root) for f in data["dataset"].get(name) or []]
     for (section, name), legacy in _LEGACY_VALUES.items():
-        if data[section].get(name) == legacy:
+        if name in data[section] and data[section][name] == legacy:
             del data[section][name]
     if not data["train"].get("weight_decay"):
         data["train"].pop("weight_decay_mode", None)  # the same training either way
@@ -301,9 +308,10 @@ def _run_key(params) -> str:
 
 
 #: keys added after runs were committed, with the value those runs had: zero padding, random
-#: batches, torch RAdam's coupled weight decay
+#: batches, torch RAdam's coupled weight decay, ParT's softmax attention and no attention penalty
 _LEGACY_VALUES = {("features", "pad_mode"): "zero", ("train", "batching"): "plain",
-                  ("train", "weight_decay_mode"): "coupled"}
+                  ("train", "weight_decay_mode"): "coupled", ("model", "attention"): "softmax",
+                  ("train", "attention_penalty"): None}
 #: train keys that configure the sparsity monitor only
 _MONITOR_KEYS = ("monitor_jets", "monitor_as_coded")
 #: dataset keys that say where and how the data is read, not which data: the cache folder is
@@ -390,6 +398,9 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(model)
     loss_fn = nn.CrossEntropyLoss()
+    # the sparsity penalty on the attention (docs/model.md#attention-sparsity-penalty): only
+    # when asked for, so that a run without it takes the same (fused) path as before
+    penalty = AttentionPenalty(tp.attention_penalty["kind"]) if tp.attention_penalty else None
     monitor = _make_monitor(params, val_data) if rank == 0 else None
     monitor_rows = _read_monitor_log(out_dir, start_epoch * (len(train_data) // tp.batch_size)) \
         if monitor is not None and start_epoch else []
@@ -403,7 +414,7 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
                                 seed=params.seed, epoch=epoch, drop_last=True)
         model.train()
         t0 = time.perf_counter()
-        tot_loss, tot_correct, seen = 0.0, 0, 0
+        tot_loss, tot_correct, seen, tot_penalty = 0.0, 0, 0, 0.0
         n_batches = len(batches)
         bar = tqdm(range(n_batches), disable=not progress, desc=f"epoch {epoch + 1}/{epochs}",
                    unit="batch", leave=False)
@@ -412,8 +423,14 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
                 _monitor_row(monitor, model, monitor_rows, epoch * n_batches + b, n_batches, lr)
             idx = batches[b][rank * per_rank:(rank + 1) * per_rank]
             x, v, m, y = batch_tensors(train_data, idx, "cpu")
-            logits = ddp_model(x, v, m)
-            loss = loss_fn(logits, y)
+            if penalty is None:
+                logits = ddp_model(x, v, m)
+                loss = loss_fn(logits, y)
+            else:
+                logits = ddp_model(x, v, m, penalty=penalty)
+                cross_entropy, sparsity = loss_fn(logits, y), penalty.value()
+                loss = cross_entropy + tp.attention_penalty["weight"] * sparsity
+                tot_penalty += sparsity.item() * len(idx)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"epoch {epoch + 1}, batch {b + 1}: the loss is {loss.item()}; training "
@@ -422,7 +439,7 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            tot_loss += loss.item() * len(idx)
+            tot_loss += (loss if penalty is None else cross_entropy).item() * len(idx)
             tot_correct += int((logits.argmax(1) == y).sum())
             seen += len(idx)
         seconds = time.perf_counter() - t0
@@ -435,6 +452,8 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
                "train_accuracy": tot_correct / max(seen, 1), "val_loss": val_loss,
                "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": round(seconds, 2),
                "jets_per_s": round(seen * world / max(seconds, 1e-9), 1)}
+        if penalty is not None:  # train_loss stays the cross-entropy, comparable across runs
+            row["attention_penalty"] = tot_penalty / max(seen, 1)
         history.append(row)
         if rank == 0:
             save_checkpoint(model, out_dir / f"epoch_{epoch + 1:03d}.pt",

@@ -203,8 +203,12 @@ class AttentionSparsity:
         self.batch_prob_all = {v: np.zeros(len(LINEAR_EDGES) - 1) for v in VARIANTS}
         self._batch_counts = {v: np.zeros((num_layers, len(LINEAR_EDGES) - 1)) for v in VARIANTS}
         self.n_batches = {v: 0 for v in VARIANTS}
-        #: largest |Σ_j W_ij − 1| over real rows and real keys, per variant
+        #: largest |Σ_j W_ij − 1| over real rows and real keys, per variant (for the
+        #: differential attention variants about λ: their rows sum to 1 − λ)
         self.max_row_sum_error = {v: 0.0 for v in VARIANTS}
+        #: histogrammed entries with W < 0, per variant: only the differential attention
+        #: variants have them; they are binned as 0 (docs/model.md#probes-of-the-variants)
+        self.negative_entries = {v: 0 for v in VARIANTS}
         #: per class and group: jets, real rows and real entries (Σ n, Σ n²), uniform-attention
         #: counters, and the histogram of the uniform row maximum 1/n
         self.jets = np.zeros((C, groups), np.int64)
@@ -282,6 +286,10 @@ class AttentionSparsity:
         layout = pair_layout({"padding_mask": padding}, batch, H, real_only=real_only)
         M = len(layout)
         values = layout.gather(w, out=self._scratch("w", M))
+        negative = int((values < 0).sum()) if M and bool(values.amin() < 0) else 0
+        if negative:  # a signed (differential) map: its negative weights count as 0 here
+            self.negative_entries[variant] += negative
+            values.clamp_(min=0)
         work, codes = self._scratch("work", M), self._scratch("codes", M, torch.int32)
         torch.mul(values, _CODES - 1, out=work)
         codes.copy_(work.ceil_()).add_(layout.offsets(_CODES))  # softmax: 0 <= w <= 1

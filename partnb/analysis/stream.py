@@ -11,8 +11,10 @@ A consumer is any object with a method ``update(key, record, batch)``:
 
 * ``key``: the block (int index of a particle block, ``"cls0"`` … for class blocks);
 * ``record``: the probe's record of that block for this batch (``"A"``, ``"U"``, ``"L"``,
-  ``"P"``, ``"A_as_coded"``, ``"P_as_coded"``, ``"padding_mask"``, ``"n"``; tensors on the
-  CPU, P = the trimmed length of this batch);
+  ``"P"``, ``"A_as_coded"``, ``"P_as_coded"``, ``"padding_mask"``, ``"n"``, and for the
+  differential attention variants ``"A2"``, ``"U2"``, ``"L2"``, ``"P1"``, ``"P2"``,
+  ``"lambda"``, docs/model.md#probes-of-the-variants; tensors on the CPU, P = the trimmed
+  length of this batch);
 * ``batch``: a :class:`Batch` (which jets, their labels, their inputs).
 
 Consumers may also define ``update_logits(logits, batch)`` to see the model's output.

@@ -1,4 +1,5 @@
-"""The Particle Transformer (weaver-core 0.4.x semantics), probes, interventions, checkpoints."""
+"""The Particle Transformer (weaver-core 0.4.x semantics), its attention variants, probes,
+interventions, checkpoints."""
 
 from partnb.model.checkpoint import (
     CheckpointError,
@@ -9,7 +10,10 @@ from partnb.model.checkpoint import (
     save_checkpoint,
 )
 from partnb.model.part import (
+    ATTENTION_VARIANTS,
     GELU_MIN,
+    PENALTY_KINDS,
+    AttentionPenalty,
     AttentionProbe,
     Intervention,
     ParticleTransformer,
@@ -18,7 +22,10 @@ from partnb.model.part import (
 )
 
 __all__ = [
+    "ATTENTION_VARIANTS",
     "GELU_MIN",
+    "PENALTY_KINDS",
+    "AttentionPenalty",
     "AttentionProbe",
     "CheckpointError",
     "Intervention",

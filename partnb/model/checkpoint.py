@@ -7,6 +7,12 @@ Accepted state dicts (file or mapping):
 * weaver-core ≥ 0.5 names ``attn.in_proj.weight`` / ``attn.in_proj.bias`` (renamed on load);
 * this package's own unprefixed keys (``ParticleTransformer.state_dict()``).
 
+Attention variants (docs/model.md#checkpoints-of-the-variants): a model whose particle blocks
+do not use the softmax carries its variant's name in the state-dict entry
+``attention_variant``; weaver and softmax checkpoints have none and load as softmax. Loading
+into a model of another variant raises one :class:`CheckpointError` naming both variants and
+the file.
+
 Weights *trained* with weaver ≥ 0.5 compute a different function with the same keys: 0.5
 scales the heads by ``c_attn`` without 0.4's channel permutation (docs/model.md#weaver-05-and-the-fold). Load them
 either into a model built with ``w05_head_scaling=True`` or, after
@@ -29,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from partnb.model.part import ParticleTransformer
+from partnb.model.part import ParticleTransformer, attention_of_state
 
 __all__ = [
     "CheckpointError",
@@ -164,14 +170,21 @@ def load_state_dict_any(model: ParticleTransformer,
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: unreadable file (naming it), or keys / shapes that do not fit the
-            model (listing input_dim / num_classes mismatches, missing and unexpected keys).
+        CheckpointError: unreadable file (naming it), weights of another attention variant
+            (naming both), or keys / shapes that do not fit the model (listing input_dim /
+            num_classes mismatches, missing and unexpected keys).
     """
     source = "state dict"
     if isinstance(state_dict_or_path, str | os.PathLike):
         source = f"checkpoint {str(state_dict_or_path)!r}"
         state_dict_or_path = _read(Path(state_dict_or_path))
     state = normalize_state_dict(state_dict_or_path)
+    saved, built = attention_of_state(state), model.config.get("attention", "softmax")
+    if saved != built:
+        raise CheckpointError(
+            f"{source} holds a ParT with attention {saved!r}, but the model was built with "
+            f"attention {built!r}; build it with attention={saved!r} (params: "
+            f"model.attention: {saved})")
     nonfinite = [k for k, v in state.items()
                  if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if nonfinite:
@@ -209,7 +222,8 @@ def save_checkpoint(model: ParticleTransformer, path: str | os.PathLike,
     """Save ``model``'s weights in weaver-0.4.x format (``mod.`` keys), atomically.
 
     The file is a plain state dict, loadable by weaver (``model.load_state_dict``) and by
-    :func:`load_state_dict_any`. ``extra`` (JSON-serializable, e.g. feature set, training
+    :func:`load_state_dict_any`; a non-softmax attention variant adds its
+    ``attention_variant`` entry, so weaver (which has only the softmax) refuses it. ``extra`` (JSON-serializable, e.g. feature set, training
     history) goes to a sidecar ``<path>.json`` together with ``model.config``, so the ``.pt``
     file stays weaver-compatible; read it back with :func:`read_checkpoint_extra`.
 
@@ -238,6 +252,7 @@ def infer_config(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
 
     Dropouts, ``trim`` and ``use_pre_activation_pair`` cannot be inferred (the defaults of
     docs/model.md#configuration-of-the-official-models apply); neither can weaver-0.5 head scaling.
+    The attention variant is read from the ``attention_variant`` entry (softmax without one).
     """
     state = normalize_state_dict(state_dict)
     try:
@@ -254,6 +269,7 @@ def infer_config(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
             num_heads=state["blocks.0.c_attn"].shape[0],
             num_layers=_count(state, "blocks.", 1),
             num_cls_layers=_count(state, "cls_blocks.", 1),
+            attention=attention_of_state(state),
         )
     except KeyError as error:
         raise CheckpointError(f"state dict is not a ParT state dict: no key {error}") from None

@@ -20,7 +20,8 @@ __all__ = ["model_from_params", "plain_params", "final_checkpoint", "load_traine
 
 
 def model_from_params(params, num_classes: int | None = None):
-    """A :class:`ParticleTransformer` sized by the params (input_dim from the feature set)."""
+    """A :class:`ParticleTransformer` sized by the params (input_dim from the feature set),
+    with the params' attention variant (``model.attention``)."""
     from ..data.features import FEATURE_SETS
     from ..data.schema import DATASETS
     from .part import ParticleTransformer
@@ -34,17 +35,24 @@ def model_from_params(params, num_classes: int | None = None):
         pair_embed_dims=tuple(m.pair_embed_dims) if params.features.pair_features else (),
         num_heads=m.num_heads, num_layers=m.num_layers, num_cls_layers=m.num_cls_layers,
         dropout=m.dropout, attn_dropout=m.dropout, activation_dropout=m.dropout, trim=m.trim,
+        attention=m.attention,
     )
 
 
 def plain_params(params):
     """The params of ParT-plain (docs/analyses.md#part-plain): the same model and recipe without
     pair features (no U at all), trained into ``<output.models>/plain``. Not an ablation of the
-    trained model but a network of its own, as in the ParT paper's "ParT (plain)" row."""
+    trained model but a network of its own, as in the ParT paper's "ParT (plain)" row.
+
+    The attention variant is kept, except IAFormer's ``differential_u``, whose maps come from
+    U alone: its plain counterpart is ``differential`` (the same difference of two maps,
+    from query–key terms only; docs/model.md#attention-variants)."""
     from ..params import params_from_dict
 
     data = params.to_dict()
     data["features"]["pair_features"] = 0
+    if data["model"].get("attention") == "differential_u":
+        data["model"]["attention"] = "differential"
     data["model"]["checkpoint"] = None
     data["output"]["models"] = str(Path(data["output"]["models"]) / "plain")
     return params_from_dict(data, source=params.source, root=params.root)

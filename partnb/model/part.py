@@ -15,7 +15,12 @@ Besides the plain forward pass the model offers
   reference scripts' buggy second-call A'/W' (``as_coded=True``);
 * :class:`Intervention`\\ s: U := 0, U := αU, A := 0 and top-k attention (docs/analyses.md#zero-u-ablation, docs/analyses.md#setting-a-to-zero, docs/analyses.md#top-k-attention),
   per call or via the :meth:`ParticleTransformer.intervene` context manager;
-* :func:`zero_pair_embed_params`, the paper's literal zero-U ablation (docs/analyses.md#zero-u-ablation).
+* :func:`zero_pair_embed_params`, the paper's literal zero-U ablation (docs/analyses.md#zero-u-ablation);
+* attention variants of the particle blocks (``attention=``, docs/model.md#attention-variants):
+  the softmax of ParT (the default, weaver's function), sparsemax, 1.5-entmax, and two
+  differential forms, all with the same probes and interventions;
+* :class:`AttentionPenalty`, a sparsity penalty on the attention weights *with* gradient,
+  for training.
 
 Deviation from weaver: an empty ``pair_embed_dims`` means "no pair embedding" (ParT-plain)
 like ``None``; weaver would build a one-layer pair embedding for ``[]``.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -33,9 +39,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from partnb.data.features import PAIR_EPS, pairwise_features_lower_triangle
+from partnb.model.sparse import entmax15, sparsemax
 
 __all__ = [
+    "ATTENTION_VARIANTS",
     "GELU_MIN",
+    "PENALTY_KINDS",
+    "AttentionPenalty",
     "AttentionProbe",
     "Block",
     "Embed",
@@ -44,18 +54,51 @@ __all__ = [
     "PairEmbed",
     "ParticleTransformer",
     "SequenceTrimmer",
+    "attention_of_state",
     "cls_layer_key",
+    "lambda_init",
     "zero_pair_embed_params",
 ]
 
 #: Minimum of the exact (erf) GELU, reached at x ≈ -0.7518: the lower bound of U (docs/model.md#pair-embedding-u).
 GELU_MIN = -0.1699712
 _CAPTURABLE = ("A", "U", "L", "P")
+#: Attention of the particle blocks (docs/model.md#attention-variants); "softmax" is ParT's.
+ATTENTION_VARIANTS = ("softmax", "sparsemax", "entmax15", "differential", "differential_u")
+#: The variants whose weights are a difference of two softmax maps.
+DIFFERENTIAL = ("differential", "differential_u")
+#: Kinds of :class:`AttentionPenalty` (docs/model.md#attention-sparsity-penalty).
+PENALTY_KINDS = ("entropy", "l1")
+#: State-dict key of a non-softmax model: the variant's name as ASCII bytes (uint8). Softmax
+#: models have no such key, so their state dicts stay weaver's.
+VARIANT_KEY = "attention_variant"
+#: Extra record entries of the differential variants, recorded with their base capture.
+_DIFFERENTIAL_EXTRAS = {"A": ("A2",), "U": ("U2",), "L": ("L2",), "P": ("P1", "P2", "lambda")}
 
 
 def cls_layer_key(index: int) -> str:
     """Record key of class-attention block ``index`` (particle blocks use their int index)."""
     return f"cls{index}"
+
+
+def lambda_init(num_layers: int) -> float:
+    """λ_init = 1 − exp(−1/L) of the differential variants, L = number of particle blocks
+    (IAFormer's rule, arXiv:2505.03258; the same for every block, docs/model.md#differential-attention)."""
+    return 1.0 - math.exp(-1.0 / num_layers)
+
+
+def _variant_marker(attention: str) -> Tensor:
+    return torch.tensor(list(attention.encode("ascii")), dtype=torch.uint8)
+
+
+def attention_of_state(state_dict) -> str:
+    """The attention variant a (normalised, unprefixed) state dict was saved with: the name in
+    its ``attention_variant`` entry, "softmax" without one (every weaver file and every
+    checkpoint saved before the variants existed)."""
+    marker = state_dict.get(VARIANT_KEY)
+    if marker is None:
+        return "softmax"
+    return bytes(int(b) for b in marker.reshape(-1).tolist()).decode("ascii", errors="replace")
 
 
 # --- probes and interventions --------------------------------------------------------------
@@ -77,6 +120,15 @@ class AttentionProbe:
     * with ``as_coded=True`` (particle blocks only): ``"A_as_coded"``, ``"P_as_coded"``,
       the quantities the reference scripts record by calling the attention a second time on
       its own output (docs/analyses.md#the-capture-bug-of-the-papers-scripts): A' = (oW_q + b_q)(oW_k + b_k)ᵀ/√d, W' = softmax(A' + U + M).
+
+    Attention variants (docs/model.md#probes-of-the-variants): ``"P"`` is always the weights
+    the forward pass uses (for sparsemax / 1.5-entmax their output, with exact zeros; for the
+    differential variants the difference P1 − λ·P2, which can be negative) and ``"A"``,
+    ``"U"``, ``"L"`` belong to the first map. The differential variants add ``"A2"``,
+    ``"U2"``, ``"L2"`` (with ``"A"``, ``"U"``, ``"L"``) and ``"P1"``, ``"P2"``, ``"lambda"``
+    (with ``"P"``; λ is a 0-d tensor). ``differential_u`` has no query–key term: its ``"A"``
+    and ``"A2"`` are zeros, as under ``zero_a``. The as-coded entries use the variant's own
+    normaliser (the differential form as a whole).
 
     Particle blocks are keyed 0 … L−1, class blocks ``"cls0"``, ``"cls1"`` (their A, L, P
     have shape (B, H, 1, 1 + P); key 0 is the class token, never padded).
@@ -134,6 +186,66 @@ class AttentionProbe:
             self.records.setdefault(key, {}).update(record)
 
 
+class AttentionPenalty:
+    """A sparsity penalty on the particle blocks' attention weights, *with* gradient, collected
+    during one forward call (docs/model.md#attention-sparsity-penalty).
+
+    Per particle block, head and real query row i with n real keys, on the weights P_i· the
+    forward pass uses (for the differential variants: the first map P1, a distribution):
+
+    * ``"entropy"``: −Σ_j P_ij ln P_ij / ln n;
+    * ``"l1"``: (Σ_j √P_ij − 1) / (√n − 1), the L1 norm of √P rescaled (Σ_j P_ij itself is 1
+      on the simplex); Σ_j √P_ij = exp(H_½ / 2) with H_½ the Rényi entropy of order ½.
+
+    Both are 0 for a one-hot row and 1 for uniform attention over the n real keys, and 0
+    for n = 1. :meth:`value` is their mean over blocks, heads and real query rows. Pass the
+    collector as ``model(..., penalty=collector)``: the particle blocks then run the
+    explicit attention path (the fused one cannot return weights).
+
+    Args:
+        kind: ``"entropy"`` or ``"l1"``.
+    """
+
+    #: weights below this count as 0 in the penalty's logarithm / square root, so that its
+    #: gradient stays finite where the sparse normalisers give exact zeros
+    TINY = 1e-12
+
+    def __init__(self, kind: str) -> None:
+        if kind not in PENALTY_KINDS:
+            raise ValueError(f"unknown attention penalty {kind!r}; choose from {list(PENALTY_KINDS)}")
+        self.kind = kind
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous call (done at the start of every forward call)."""
+        self._total: Tensor | None = None
+        self._rows = 0
+
+    def add(self, weights: Tensor, padding: Tensor) -> None:
+        """Add one block: ``weights`` (B, H, P, P), ``padding`` (B, P) True = padded key."""
+        real = ~padding
+        n = real.sum(dim=-1).to(weights.dtype)[:, None, None]  # (B, 1, 1)
+        positive = weights > self.TINY
+        safe = weights.clamp(min=self.TINY)
+        if self.kind == "entropy":
+            row = -torch.where(positive, weights * safe.log(), 0.0).sum(dim=-1)
+            scale = torch.where(n > 1, n.log(), 1.0)
+        else:
+            row = torch.where(positive, safe.sqrt(), 0.0).sum(dim=-1) - 1.0
+            scale = torch.where(n > 1, n.sqrt() - 1.0, 1.0)
+        rows = real[:, None, :].expand(row.shape)
+        total = torch.where(rows, row / scale, 0.0).sum()
+        self._total = total if self._total is None else self._total + total
+        self._rows += int(rows.sum())
+
+    def value(self) -> Tensor:
+        """Mean penalty over blocks, heads and real query rows of the last call (0-d tensor,
+        differentiable; 0 when nothing was added)."""
+        if self._total is None or not self._rows:
+            return torch.zeros(())
+        return self._total / self._rows
+
+
 @dataclass(frozen=True)
 class Intervention:
     """Inference-time modifications of the attention logits L = A + U + M.
@@ -141,11 +253,13 @@ class Intervention:
     Attributes:
         zero_u: U := 0 (padding mask kept); the cheap, identical form of the zero-U ablation
             (docs/analyses.md#zero-u-ablation; compare :func:`zero_pair_embed_params`).
-        scale_u: U := scale_u · U.
-        zero_a: A := 0, U kept (a control the papers lack).
+            Differential variants: U1 and U2.
+        scale_u: U := scale_u · U (differential variants: U1 and U2).
+        zero_a: A := 0, U kept (a control the papers lack; differential: A1 and A2).
         topk: keep per particle block, head and query row the k largest logits over real
             keys, the others −∞ (docs/analyses.md#top-k-attention); k = 1 is hard (one-hot) attention, k ≥ n leaves the
-            row unchanged. Ties are broken by ``torch.topk``.
+            row unchanged. Ties are broken by ``torch.topk``. Applied before the variant's
+            normaliser; for the differential variants to each of the two maps.
         topk_cls: also restrict the class-attention blocks (over their 1 + n real keys).
         layers: particle blocks the intervention acts on (None = all). Class blocks are only
             touched by ``topk_cls``.
@@ -191,13 +305,17 @@ class _LayerAttention:
     """Everything one block's attention needs besides q, k, v (built per block and call)."""
 
     key: int | str
-    u: Tensor | None  # (B, H, Pq, Pk) as used in this block, or None
+    u: Tensor | None  # (B, H, Pq, Pk) as used in this block (U1 of the differential forms), or None
     padding: Tensor  # (B, Pk) True = padded key
     zero_a: bool = False
     topk: int | None = None
     probe: AttentionProbe | None = None
     fused_bias: Tensor | None = None  # cached U + M for the fused path
     dtype: torch.dtype = torch.float32
+    attention: str = "softmax"  # the variant of this block (class blocks: always softmax)
+    u2: Tensor | None = None  # U2 of the differential variants
+    penalty: AttentionPenalty | None = None
+    lam: Tensor | None = None  # λ of the differential variants, kept for the as-coded capture
 
     @property
     def recording(self) -> bool:
@@ -205,7 +323,8 @@ class _LayerAttention:
 
     @property
     def explicit(self) -> bool:
-        return self.recording or self.zero_a or self.topk is not None
+        return (self.recording or self.zero_a or self.topk is not None
+                or self.attention != "softmax" or self.penalty is not None)
 
     def bias(self) -> Tensor:
         """Additive float mask U + M, (B, H or 1, Pq or 1, Pk), −∞ on padded keys."""
@@ -218,44 +337,87 @@ class _LayerAttention:
             self.fused_bias = base.masked_fill(pad, float("-inf"))
         return self.fused_bias
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, dropout: float) -> Tensor:
-        """Attention output (B, H, Pq, d) from per-head q, k, v (B, H, P, d)."""
+    def attend(self, q: Tensor | None, k: Tensor | None, v: Tensor, dropout: float,
+               second: tuple[Tensor, Tensor] | None = None, lam: Tensor | None = None) -> Tensor:
+        """Attention output (B, H, Pq, d) from per-head q, k, v (B, H, P, d); the
+        differential variants also take the second map's (q2, k2) and λ (``differential_u``:
+        no q, k at all)."""
         if not self.explicit:
             return F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias(), dropout_p=dropout)
-        weights = self._weights(q, k)
+        self.lam = lam
+        values = self._maps(q, k, second, lam, interventions=True)
+        weights = values["P"]
+        if self.penalty is not None:
+            self.penalty.add(values.get("P1", weights), self.padding)
+        if self.recording:
+            self._record(values)
         return F.dropout(weights, dropout, training=dropout > 0) @ v
 
-    def _weights(self, q: Tensor, k: Tensor) -> Tensor:
+    def _scores(self, q: Tensor | None, k: Tensor | None, zero: bool) -> Tensor | None:
+        """A = q·k/√d (zeros with ``zero``); None without a query–key term."""
+        if q is None:
+            return None
         a = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
-        if self.zero_a:
-            a = torch.zeros_like(a)
-        minus_inf = padding_bias(self.padding, a.dtype)
-        logits = a + minus_inf if self.u is None else (a + self.u).add_(minus_inf)
-        if self.topk is not None and self.topk < logits.shape[-1]:
-            logits = _keep_topk(logits, self.topk)
-        weights = torch.softmax(logits, dim=-1)
-        if self.recording:
-            self._record({"A": a, "U": self.u, "L": logits, "P": weights})
-        return weights
+        return torch.zeros_like(a) if zero else a
+
+    def _logits(self, a: Tensor | None, u: Tensor | None, topk: int | None) -> Tensor:
+        """A + U + M (−∞ on padded keys), then top-k."""
+        minus_inf = padding_bias(self.padding, self.dtype if a is None else a.dtype)
+        if a is None:
+            logits = u + minus_inf
+        else:
+            logits = a + minus_inf if u is None else (a + u).add_(minus_inf)
+        if topk is not None and topk < logits.shape[-1]:
+            logits = _keep_topk(logits, topk)
+        return logits
+
+    def _maps(self, q: Tensor | None, k: Tensor | None, second: tuple[Tensor, Tensor] | None,
+              lam: Tensor | None, *, interventions: bool) -> dict[str, Tensor | None]:
+        """The block's attention quantities by record name ("A", "U", "L", "P", and for the
+        differential variants "A2", "U2", "L2", "P1", "P2", "lambda"). Without
+        ``interventions`` (the as-coded capture) zero_a and top-k are not applied."""
+        zero_a = self.zero_a and interventions
+        topk = self.topk if interventions else None
+        a = self._scores(q, k, zero_a)
+        logits = self._logits(a, self.u, topk)
+        if self.attention == "sparsemax":
+            weights = sparsemax(logits)
+        elif self.attention == "entmax15":
+            weights = entmax15(logits)
+        else:
+            weights = torch.softmax(logits, dim=-1)
+        values = {"A": a, "U": self.u, "L": logits, "P": weights}
+        if self.attention in DIFFERENTIAL:
+            a2 = self._scores(*second, zero_a) if second is not None else None
+            logits2 = self._logits(a2, self.u2, topk)
+            second_map = torch.softmax(logits2, dim=-1)
+            values.update(P=weights - lam * second_map, P1=weights, P2=second_map, A2=a2,
+                          U2=self.u2, L2=logits2)
+            values["lambda"] = lam
+            if a is None:  # differential_u: no query–key term, recorded as zeros
+                values["A"], values["A2"] = torch.zeros_like(logits), torch.zeros_like(logits2)
+        return values
 
     def _record(self, values: dict[str, Tensor | None]) -> None:
         probe = self.probe
         assert probe is not None
-        record = {name: values[name] for name in probe.capture if values.get(name) is not None}
+        names = list(probe.capture)
+        if self.attention in DIFFERENTIAL:
+            names += [extra for name in probe.capture for extra in _DIFFERENTIAL_EXTRAS[name]]
+        record = {name: values[name] for name in names if values.get(name) is not None}
         record["padding_mask"] = self.padding
         record["n"] = (~self.padding).sum(dim=-1)
         probe.emit(self.key, record)
 
     def after_output(self, out: Tensor, attn: MultiHeadAttention) -> None:
-        """As-coded capture (docs/analyses.md#the-capture-bug-of-the-papers-scripts): attention recomputed from the module's own output."""
+        """As-coded capture (docs/analyses.md#the-capture-bug-of-the-papers-scripts): attention recomputed from the module's own output
+        through the block's own normaliser (the whole differential form for those variants)."""
         if not (self.recording and self.probe.as_coded and isinstance(self.key, int)):
             return
         with torch.no_grad():
-            q, k, _ = attn.project(out, out)
-            a = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
-            minus_inf = padding_bias(self.padding, a.dtype)
-            logits = a + minus_inf if self.u is None else (a + self.u).add_(minus_inf)
-            self.probe.emit(self.key, {"A_as_coded": a, "P_as_coded": logits.softmax(-1)})
+            q, k, second = attn.query_keys(out, out)
+            values = self._maps(q, k, second, self.lam, interventions=False)
+            self.probe.emit(self.key, {"A_as_coded": values["A"], "P_as_coded": values["P"]})
 
 
 def padding_bias(padding: Tensor, dtype: torch.dtype) -> Tensor:
@@ -405,20 +567,44 @@ class MultiHeadAttention(nn.Module):
     ``in_proj_weight`` (3C, C) stacks W_q, W_k, W_v; head h uses channels h·d … h·d + d − 1;
     heads are concatenated channel-major and mapped by ``out_proj``. The attention itself is
     delegated to a :class:`_LayerAttention` (fused or explicit, probes, interventions).
+
+    Differential variants (docs/model.md#differential-attention) add ``lambda_q``,
+    ``lambda_k`` (d) with λ = min(1, exp(λ_q·λ_k)·λ_init); ``differential`` adds the second
+    query–key projection ``in_proj2_weight`` (2C, C) = [W_q2; W_k2] and ``in_proj2_bias``;
+    ``differential_u`` has no query–key term, so its ``in_proj_weight`` (C, C) holds W_v only.
+
+    Args:
+        embed_dim, num_heads, dropout: C, H and the attention dropout.
+        attention: the variant's parameter layout (softmax, sparsemax and entmax15 share
+            ParT's; class blocks are always built with "softmax").
+        lambda_init: λ_init of the differential variants (:func:`lambda_init`).
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0) -> None:
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0,
+                 attention: str = "softmax", lambda_init: float = 0.8) -> None:
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
         self.dropout = dropout
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim))
+        self.attention = attention
+        projections = 1 if attention == "differential_u" else 3
+        self.in_proj_weight = nn.Parameter(torch.empty(projections * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(projections * embed_dim))
         self.out_proj = nn.Linear(embed_dim, embed_dim)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
+        # the variants' own parameters come after ParT's, so a softmax model draws the same
+        # initial weights from the same seed as before they existed
+        if attention == "differential":
+            self.in_proj2_weight = nn.Parameter(torch.empty(2 * embed_dim, embed_dim))
+            self.in_proj2_bias = nn.Parameter(torch.zeros(2 * embed_dim))
+            nn.init.xavier_uniform_(self.in_proj2_weight)
+        if attention in DIFFERENTIAL:
+            self.lambda_init = lambda_init
+            self.lambda_q = nn.Parameter(torch.empty(self.head_dim).normal_(0.0, 0.1))
+            self.lambda_k = nn.Parameter(torch.empty(self.head_dim).normal_(0.0, 0.1))
 
     def _heads(self, t: Tensor) -> Tensor:
         return t.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
@@ -431,11 +617,40 @@ class MultiHeadAttention(nn.Module):
         k, v = F.linear(key, w_kv, b_kv).chunk(2, dim=-1)
         return self._heads(F.linear(query, w_q, b_q)), self._heads(k), self._heads(v)
 
+    def query_keys(self, query: Tensor, key: Tensor) -> tuple[
+            Tensor | None, Tensor | None, tuple[Tensor, Tensor] | None]:
+        """(q, k, (q2, k2)) of the variant: q, k are None for ``differential_u``, the second
+        pair is None except for ``differential``."""
+        if self.attention == "differential_u":
+            return None, None, None
+        q, k, _ = self.project(query, key)
+        return q, k, self._second(query, key)
+
+    def _second(self, query: Tensor, key: Tensor) -> tuple[Tensor, Tensor] | None:
+        if self.attention != "differential":
+            return None
+        w_q, w_k = self.in_proj2_weight.chunk(2)
+        b_q, b_k = self.in_proj2_bias.chunk(2)
+        return self._heads(F.linear(query, w_q, b_q)), self._heads(F.linear(key, w_k, b_k))
+
+    def differential_lambda(self) -> Tensor:
+        """λ = min(1, exp(λ_q·λ_k)·λ_init) (0-d; differential variants only)."""
+        return (torch.exp(torch.dot(self.lambda_q, self.lambda_k)) * self.lambda_init).clamp(max=1.0)
+
     def forward(self, query: Tensor, key: Tensor, layer: _LayerAttention) -> Tensor:
         """(B, Tq, C) queries, (B, Tk, C) keys = values → (B, Tq, C) (after ``out_proj``)."""
-        q, k, v = self.project(query, key)
         dropout = self.dropout if self.training else 0.0
-        out = self.out_proj(layer.attend(q, k, v, dropout).transpose(1, 2).flatten(2))
+        if self.attention == "softmax":
+            q, k, v = self.project(query, key)
+            attended = layer.attend(q, k, v, dropout)
+        elif self.attention == "differential_u":
+            v = self._heads(F.linear(key, self.in_proj_weight, self.in_proj_bias))
+            attended = layer.attend(None, None, v, dropout, lam=self.differential_lambda())
+        else:
+            q, k, v = self.project(query, key)
+            lam = self.differential_lambda() if self.attention == "differential" else None
+            attended = layer.attend(q, k, v, dropout, second=self._second(query, key), lam=lam)
+        out = self.out_proj(attended.transpose(1, 2).flatten(2))
         layer.after_output(out, self)
         return out
 
@@ -449,16 +664,20 @@ class Block(nn.Module):
         dropout, attn_dropout, activation_dropout: the three dropout rates.
         w05_head_scaling: scale heads by ``c_attn`` without weaver 0.4's channel
             permutation (weaver ≥ 0.5 semantics, docs/model.md#weaver-05-and-the-fold); False for the checkpoints.
+        attention, lambda_init: parameter layout of the attention variant and λ_init
+            (:class:`MultiHeadAttention`); class blocks keep "softmax".
     """
 
     def __init__(self, embed_dim: int = 128, num_heads: int = 8, ffn_ratio: int = 4,
                  dropout: float = 0.1, attn_dropout: float = 0.1,
-                 activation_dropout: float = 0.1, w05_head_scaling: bool = False) -> None:
+                 activation_dropout: float = 0.1, w05_head_scaling: bool = False,
+                 attention: str = "softmax", lambda_init: float = 0.8) -> None:
         super().__init__()
         ffn_dim = embed_dim * ffn_ratio
         self.w05_head_scaling = w05_head_scaling
         self.pre_attn_norm = nn.LayerNorm(embed_dim)
-        self.attn = MultiHeadAttention(embed_dim, num_heads, attn_dropout)
+        self.attn = MultiHeadAttention(embed_dim, num_heads, attn_dropout, attention=attention,
+                                       lambda_init=lambda_init)
         self.post_attn_norm = nn.LayerNorm(embed_dim)
         self.dropout = nn.Dropout(dropout)
         self.pre_fc_norm = nn.LayerNorm(embed_dim)
@@ -513,9 +732,15 @@ class ParticleTransformer(nn.Module):
         use_pre_activation_pair: drop U's final GELU (must be False for the checkpoints).
         w05_head_scaling: weaver ≥ 0.5 head scaling (no channel permutation); for converting
             0.5-trained weights only (see :func:`partnb.model.checkpoint.fold_w05_into_w04`).
+        attention: the particle blocks' attention, one of :data:`ATTENTION_VARIANTS`
+            (docs/model.md#attention-variants): "softmax" (ParT, weaver's function and
+            state dict), "sparsemax", "entmax15", "differential" (two query–key maps, each
+            with its own U, Diff Transformer's form) or "differential_u" (IAFormer's form:
+            both maps from U alone; needs a pair embedding). Class blocks stay softmax.
+            Non-softmax models carry an ``attention_variant`` entry in their state dict.
 
-    ``forward(features, vectors, mask, *, probe=None, intervention=None)`` returns logits
-    (B, num_classes) (no softmax).
+    ``forward(features, vectors, mask, *, probe=None, intervention=None, penalty=None)``
+    returns logits (B, num_classes) (no softmax).
     """
 
     def __init__(
@@ -534,30 +759,39 @@ class ParticleTransformer(nn.Module):
         trim: bool = True,
         use_pre_activation_pair: bool = False,
         w05_head_scaling: bool = False,
+        attention: str = "softmax",
     ) -> None:
         super().__init__()
         if not embed_dims:
             raise ValueError("embed_dims must not be empty")
         pair_dims = tuple(pair_embed_dims or ())
+        if attention not in ATTENTION_VARIANTS:
+            raise ValueError(f"unknown attention {attention!r}; choose from {list(ATTENTION_VARIANTS)}")
+        if attention == "differential_u" and not pair_dims:
+            raise ValueError("attention 'differential_u' builds both maps from U alone: it needs "
+                             "a pair embedding (pair_embed_dims), this is ParT-plain")
         self.config = dict(
             input_dim=input_dim, num_classes=num_classes, pair_input_dim=pair_input_dim,
             embed_dims=tuple(embed_dims), pair_embed_dims=pair_dims, num_heads=num_heads,
             num_layers=num_layers, num_cls_layers=num_cls_layers, dropout=dropout,
             attn_dropout=attn_dropout, activation_dropout=activation_dropout, trim=trim,
             use_pre_activation_pair=use_pre_activation_pair,
-            w05_head_scaling=w05_head_scaling,
+            w05_head_scaling=w05_head_scaling, attention=attention,
         )
+        self.attention = attention
         dim = embed_dims[-1]
         block = dict(embed_dim=dim, num_heads=num_heads, w05_head_scaling=w05_head_scaling)
         self.trimmer = SequenceTrimmer(enabled=trim)
         self.embed = Embed(input_dim, embed_dims)
+        maps = 2 if attention in DIFFERENTIAL else 1  # U1, U2: one pair channel per head and map
         self.pair_embed = (
-            PairEmbed(pair_input_dim, pair_dims + (num_heads,), use_pre_activation_pair)
+            PairEmbed(pair_input_dim, pair_dims + (maps * num_heads,), use_pre_activation_pair)
             if pair_dims else None
         )
         self.blocks = nn.ModuleList(
             Block(dropout=dropout, attn_dropout=attn_dropout,
-                  activation_dropout=activation_dropout, **block)
+                  activation_dropout=activation_dropout, attention=attention,
+                  lambda_init=lambda_init(num_layers), **block)
             for _ in range(num_layers)
         )
         self.cls_blocks = nn.ModuleList(
@@ -568,6 +802,8 @@ class ParticleTransformer(nn.Module):
         self.fc = nn.Sequential(nn.Linear(dim, num_classes))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.trunc_normal_(self.cls_token, std=0.02, a=-2.0, b=2.0)
+        if attention != "softmax":  # the variant travels with the weights
+            self.register_buffer(VARIANT_KEY, _variant_marker(attention))
         self._intervention: Intervention | None = None
 
     @contextlib.contextmanager
@@ -586,13 +822,16 @@ class ParticleTransformer(nn.Module):
 
     def forward(self, features: Tensor, vectors: Tensor | None = None,
                 mask: Tensor | None = None, *, probe: AttentionProbe | None = None,
-                intervention: Intervention | None = None) -> Tensor:
+                intervention: Intervention | None = None,
+                penalty: AttentionPenalty | None = None) -> Tensor:
         """Logits (B, num_classes) of jets given as features (B, C_in, P), 4-vectors
         (B, 4, P) and mask (B, 1, P) (nonzero = real; None = all real).
 
         ``probe`` records attention (forces the explicit path for the blocks it records);
-        ``intervention`` overrides one set with :meth:`intervene`. Without either, or with
-        only U interventions, attention runs fused (SDPA).
+        ``intervention`` overrides one set with :meth:`intervene`; ``penalty`` collects an
+        :class:`AttentionPenalty` of the particle blocks (explicit path). Without any of them,
+        or with only U interventions, a softmax model's attention runs fused (SDPA); the
+        other variants always run the explicit path in their particle blocks.
         """
         iv = intervention if intervention is not None else self._intervention
         self._check_intervention(iv)
@@ -603,7 +842,9 @@ class ParticleTransformer(nn.Module):
         u = self.pair_embed(vectors) if self.pair_embed is not None else None
         if probe is not None:
             probe.reset()
-        layers = self._particle_layers(u, padding, probe, iv, x.dtype)
+        if penalty is not None:
+            penalty.reset()
+        layers = self._particle_layers(u, padding, probe, iv, x.dtype, penalty)
         for block, layer in zip(self.blocks, layers, strict=True):
             x = block(x, layer)
         cls = self.cls_token.expand(x.shape[0], 1, -1)
@@ -639,19 +880,26 @@ class ParticleTransformer(nn.Module):
         return features.to(dtype), vectors, mask.bool()
 
     def _particle_layers(self, u: Tensor | None, padding: Tensor, probe: AttentionProbe | None,
-                         iv: Intervention | None, dtype: torch.dtype) -> list[_LayerAttention]:
-        """One :class:`_LayerAttention` per particle block; blocks with equal U share U + M."""
+                         iv: Intervention | None, dtype: torch.dtype,
+                         penalty: AttentionPenalty | None = None) -> list[_LayerAttention]:
+        """One :class:`_LayerAttention` per particle block; blocks with equal U share U + M
+        (and the differential variants' U1, U2: the same tensor objects in every block)."""
         variants: dict[float, _LayerAttention] = {}  # U factor -> holder of U and cached U + M
+        heads = self.config["num_heads"]
         layers = []
         for index in range(len(self.blocks)):
             factor = 1.0 if iv is None else iv.u_factor(index)
             if factor not in variants:
                 scaled = u if u is None or factor == 1.0 else u * factor
-                variants[factor] = _LayerAttention(index, scaled, padding, dtype=dtype)
+                u1, u2 = scaled, None
+                if scaled is not None and self.attention in DIFFERENTIAL:
+                    u1, u2 = scaled[:, :heads], scaled[:, heads:]
+                variants[factor] = _LayerAttention(index, u1, padding, dtype=dtype, u2=u2)
             shared = variants[factor]
             acts = iv is not None and iv.acts_on(index)
             layer = _LayerAttention(index, shared.u, padding, zero_a=acts and iv.zero_a,
-                                    topk=iv.topk if acts else None, probe=probe, dtype=dtype)
+                                    topk=iv.topk if acts else None, probe=probe, dtype=dtype,
+                                    attention=self.attention, u2=shared.u2, penalty=penalty)
             if not layer.explicit:
                 layer.fused_bias = shared.bias()
             layers.append(layer)
