@@ -15,10 +15,13 @@ docs/analyses.md#kt-subjets, docs/analyses.md#attention-heat-maps):
 * ``"U only"``: softmax over the n real keys of U alone, no A (the pair term's own
   preference; compare docs/analyses.md#setting-a-to-zero).
 
-Every map is a row-stochastic n × n matrix: rows are queries, columns keys, both in pT
-order, and each row sums to 1 over the real keys. Padded keys carry −∞ in every variant's
-logits, the as-coded one included, so cutting W′ to the real particles loses nothing of its
-real rows.
+Every map is an n × n matrix, rows are queries, columns keys, both in pT order. For ParT
+(softmax, every committed default) each row sums to 1 over the real keys in all four
+variants: padded keys carry −∞ in every variant's logits, the as-coded one included, so
+cutting W′ to the real particles loses nothing of its real rows. For a model with another
+normaliser (:data:`partnb.model.part.ATTENTION_VARIANTS`) "correct" and "as coded" are that
+normaliser's output (the differential forms' P1 − λ·P2 can be negative and its rows sum to
+1 − λ), while "A only" and "U only" stay softmaxes of the first map's A and U.
 
 Layers: :class:`Explorer` loads what it needs lazily (per dataset: the trained model and a
 small test sample; per jet: one forward pass with an
@@ -133,6 +136,12 @@ class Source:
         return int(self.model.config["num_heads"])
 
     @property
+    def attention(self) -> str:
+        """The normaliser of the model's particle blocks (``softmax`` for ParT and every
+        committed default; see :data:`partnb.model.part.ATTENTION_VARIANTS`)."""
+        return str(self.model.config.get("attention", "softmax"))
+
+    @property
     def has_u(self) -> bool:
         """Whether the model has the interaction term U (not ParT-plain)."""
         return getattr(self.model, "pair_embed", None) is not None
@@ -214,6 +223,8 @@ class View:
         n_subjets: N of the kT exclusive subjets (0 where n < N and no subjets were found).
         blocks, heads: the model's.
         pid_note: where the particle types come from.
+        attention: the model's normaliser (``softmax`` unless the model is one of the
+            attention variants of :mod:`partnb.model.part`).
     """
 
     dataset: str
@@ -231,6 +242,7 @@ class View:
     blocks: int
     heads: int
     pid_note: str = ""
+    attention: str = "softmax"
 
     @property
     def n(self) -> int:
@@ -434,7 +446,8 @@ class Explorer:
         return View(dataset, jet_class, int(index), position, int(block), int(head), variant, graph,
                     graph.weights[variant][head], classes[int(src.inputs.label[position])],
                     dict(zip(classes, cached["probabilities"].tolist(), strict=True)),
-                    n_sub if graph.subjet.max() >= 0 else 0, src.blocks, src.heads, src.pid_note)
+                    n_sub if graph.subjet.max() >= 0 else 0, src.blocks, src.heads, src.pid_note,
+                    src.attention)
 
     def head_table(self, dataset: str, jet_class: str, index: int, block: int,
                    variant: str = "correct") -> list[dict]:
@@ -526,10 +539,13 @@ def _title(view: View) -> str:
         numbers.append(f"within subjets {s['within_subjet']:.2f} (uniform {s['within_subjet_uniform']:.2f})")
     if np.isfinite(s["lepton"]):
         numbers.append(f"on the lepton {s['lepton']:.2f} (uniform {s['lepton_uniform']:.2f})")
+    what = f"{view.variant}: {VARIANT_TEXT[view.variant]}"
+    if view.attention != "softmax" and view.variant in ("correct", "as coded"):
+        what += f" (this model normalises with {view.attention}, not softmax)"
     return "\n".join([
         f"{view.dataset}: {view.label()} jet {view.index} (n = {view.n}, {subjets}) — "
         f"block {view.block} (0…{view.blocks - 1}), head {view.head} (0…{view.heads - 1}), {view.variant}",
-        f"{view.variant}: {VARIANT_TEXT[view.variant]}",
+        what,
         f"true {view.label(view.true_class)}; model: {pred}",
         "; ".join(numbers),
     ])
@@ -559,7 +575,9 @@ def render(view: View, *, min_alpha: float = 0.02, figsize: tuple[float, float] 
         axis.set_major_locator(MaxNLocator(integer=True, nbins=8))
     ax_map.set_xlabel("Particle Index (key)")
     ax_map.set_ylabel("Particle Index (query)")
-    ax_map.set_title("heat map: each row sums to 1 over the real keys", fontsize=10)
+    stochastic = view.attention in ("softmax", "sparsemax", "entmax15") or view.variant in ("A only", "U only")
+    ax_map.set_title("heat map: each row sums to 1 over the real keys" if stochastic else
+                     "heat map: rows = queries, columns = keys", fontsize=10)
     fig.suptitle(_title(view), fontsize=10, x=0.02, ha="left")
     return fig
 

@@ -190,6 +190,26 @@ def test_u_only_of_part_plain_is_refused(sources):
         ex.select("plain", "top", 0, 0, 0, "U only")
 
 
+def test_a_model_with_another_normaliser_says_so():
+    """An attention variant of partnb.model.part (here differential: P1 − λ·P2, rows summing
+    to 1 − λ) is explored too; the title names its normaliser, A only and U only stay softmaxes."""
+    inputs, _ = synthetic_jets([0, 1], seed=5)
+    torch.manual_seed(0)
+    model = ParticleTransformer(7, 2, embed_dims=(16, 32, 16), pair_embed_dims=(8, 8), num_heads=2,
+                                num_layers=1, num_cls_layers=1, attention="differential").eval()
+    ex = explore.Explorer.from_sources([explore.Source("diff", "toplandscape", ("top", "QCD"), model,
+                                                       inputs, None, "")])
+    view = ex.select("diff", "top", 0, 0, 1, "correct")
+    assert view.attention == "differential"
+    assert "normalises with differential" in explore._title(view)
+    rows = view.weights.sum(axis=1)
+    np.testing.assert_allclose(rows, rows[0], atol=1e-5)  # 1 − λ in every row
+    assert rows[0] < 1 - 1e-3
+    for variant in ("A only", "U only"):
+        np.testing.assert_allclose(ex.select("diff", "top", 0, 0, 1, variant).weights.sum(axis=1), 1.0,
+                                   atol=1e-6)
+
+
 def test_a_dataset_without_checkpoint_is_skipped_with_its_reason(tmp_path):
     import yaml
 
