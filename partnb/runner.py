@@ -143,11 +143,16 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
         # what this notebook wrote (a file's mtime may trail the clock by a tick)
         notebooks.append({"notebook": book.stem, "seconds": round(seconds, 2), "status": status,
                           "outputs": provenance.outputs_since(figures, wall0 - 0.05)})
-    # where the numbers came from (partnb.provenance), once the checkpoints exist
-    record = provenance.run_record(params, params_file, started=started)
-    provenance.record_outputs(record, notebooks, runs_dir=runs, figures_dir=figures,
-                              finished=time.time())
-    log(f"provenance: {runs / provenance.PROVENANCE_FILE} (run {record['run_id']})")
+    # where the numbers came from (partnb.provenance), once the checkpoints exist; a record
+    # that cannot be made is reported, and the notebooks' results stand
+    try:
+        record = provenance.run_record(params, params_file, started=started)
+        provenance.record_outputs(record, notebooks, runs_dir=runs, figures_dir=figures,
+                                  finished=time.time())
+    except Exception as exc:  # noqa: BLE001 - any failure is reported in one line
+        log(f"provenance: not recorded ({type(exc).__name__}: {_first_line(exc)})")
+    else:
+        log(f"provenance: {runs / provenance.PROVENANCE_FILE} (run {record['run_id']})")
     return results
 
 

@@ -657,8 +657,9 @@ def test_entropy_penalty_lowers_the_attention_entropy(tmp_path):
 def test_the_analyses_run_on_every_variant(attention):
     """The streaming analyses of notebooks 03, 04, 06, 07 and 09 on a random model of each
     variant: they run, and their tables hold numbers."""
+    from partnb.analysis.ablation import ablation_rows
     from partnb.analysis.emergence import SparsityMonitor
-    from partnb.analysis.interaction import ablation_rows, interaction_metrics
+    from partnb.analysis.interaction import interaction_metrics
     from partnb.analysis.magnitude import magnitude_ratio
     from partnb.analysis.sparsity import attention_heatmaps, attention_sparsity
     from partnb.analysis.topk import topk_evaluation
