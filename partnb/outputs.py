@@ -64,6 +64,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+#: file metadata that would change every rerun of an unchanged figure (the PDF creation
+#: date), left out so that a rerun rewrites a figure's bytes only when its drawing changed
+_STABLE_METADATA = {"pdf": {"CreationDate": None}}
+
+
 def save_figure(fig, out_dir: str | os.PathLike, stem: str, *, formats: Sequence[str] = ("png", "pdf"),
                 dpi: int = 150) -> list[Path]:
     """Save ``fig`` as ``out_dir/stem.<fmt>`` for each format (atomic), show it in the notebook
@@ -76,7 +81,8 @@ def save_figure(fig, out_dir: str | os.PathLike, stem: str, *, formats: Sequence
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
         tmp = out_dir / f".{stem}.tmp-{os.getpid()}.{fmt}"
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt,
+                    metadata=_STABLE_METADATA.get(fmt))
         os.replace(tmp, path)
         paths.append(path)
     _show_in_notebook(fig)

@@ -131,3 +131,20 @@ def test_tiny_run_records_where_every_table_came_from(tiny_run):
     by_notebook = {b["notebook"]: b["outputs"] for b in record["notebooks"]}
     assert "02_metrics.json" in by_notebook["02_training"]
     assert all(name.startswith(book[:2]) for book, outs in by_notebook.items() for name in outs)
+
+
+def test_an_unchanged_figure_is_rewritten_byte_for_byte(tmp_path):
+    """PDFs carry no creation date, so rerunning an unchanged figure leaves its bytes (and its
+    recorded hash) as they were."""
+    import matplotlib.pyplot as plt
+
+    from partnb.outputs import save_figure
+
+    hashes = []
+    for _ in range(2):
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3])
+        save_figure(fig, tmp_path, "f")
+        hashes.append({s: provenance.file_sha256(tmp_path / f"f.{s}") for s in ("pdf", "png")})
+        time.sleep(1.1)  # a date written to the second would differ now
+    assert hashes[0] == hashes[1]
