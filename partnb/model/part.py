@@ -14,7 +14,9 @@ Besides the plain forward pass the model offers
   weights of the attention the forward pass really computes (docs/analyses.md#what-is-captured), optionally also the
   reference scripts' buggy second-call A'/W' (``as_coded=True``);
 * :class:`Intervention`\\ s: U := 0, U := αU, A := 0 and top-k attention (docs/analyses.md#zero-u-ablation, docs/analyses.md#setting-a-to-zero, docs/analyses.md#top-k-attention),
-  per call or via the :meth:`ParticleTransformer.intervene` context manager;
+  per call or via the :meth:`ParticleTransformer.intervene` context manager; top-k either
+  masks the P × P logits or (``topk_gather``) gathers the k kept keys of each query
+  (docs/analyses.md#top-k-as-a-speed-up);
 * :func:`zero_pair_embed_params`, the paper's literal zero-U ablation (docs/analyses.md#zero-u-ablation);
 * attention variants of the particle blocks (``attention=``, docs/model.md#attention-variants):
   the softmax of ParT (the default, weaver's function), sparsemax, 1.5-entmax, and two
@@ -56,6 +58,8 @@ __all__ = [
     "SequenceTrimmer",
     "attention_of_state",
     "cls_layer_key",
+    "gather_keys",
+    "gathered_attention",
     "lambda_init",
     "zero_pair_embed_params",
 ]
@@ -263,6 +267,16 @@ class Intervention:
         topk_cls: also restrict the class-attention blocks (over their 1 + n real keys).
         layers: particle blocks the intervention acts on (None = all). Class blocks are only
             touched by ``topk_cls``.
+        topk_gather: compute top-k attention by gathering instead of masking
+            (docs/analyses.md#top-k-as-a-speed-up): from the logits L = A + U + M take the
+            ``torch.topk`` values and indices (B, H, P, k), normalise the k values, gather the
+            k value vectors of each query (B, H, P, k, d) and sum them, with no P × P
+            normalisation and no P × P product with V. The indices are those of the masked
+            form (the same call on the same logits, so ties are broken alike); a padded key
+            that ``torch.topk`` picks in a row with fewer than k real keys carries −∞ and gets
+            weight 0. Outputs equal the masked form's to float rounding. The masked form runs
+            instead where the P × P weights are needed or random: a probe recording the block,
+            an :class:`AttentionPenalty`, attention dropout in training; and for k ≥ P.
     """
 
     zero_u: bool = False
@@ -271,6 +285,7 @@ class Intervention:
     topk: int | None = None
     topk_cls: bool = False
     layers: tuple[int, ...] | None = None
+    topk_gather: bool = False
 
     def __post_init__(self) -> None:
         if self.zero_u and self.scale_u is not None:
@@ -279,6 +294,8 @@ class Intervention:
             raise ValueError(f"topk must be a positive integer, got {self.topk!r}")
         if self.topk_cls and self.topk is None:
             raise ValueError("topk_cls needs topk")
+        if self.topk_gather and self.topk is None:
+            raise ValueError("topk_gather needs topk")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
 
@@ -316,6 +333,7 @@ class _LayerAttention:
     u2: Tensor | None = None  # U2 of the differential variants
     penalty: AttentionPenalty | None = None
     lam: Tensor | None = None  # λ of the differential variants, kept for the as-coded capture
+    topk_gather: bool = False  # top-k by gathering the k keys (Intervention.topk_gather)
 
     @property
     def recording(self) -> bool:
@@ -337,6 +355,12 @@ class _LayerAttention:
             self.fused_bias = base.masked_fill(pad, float("-inf"))
         return self.fused_bias
 
+    def gathers(self, dropout: float) -> bool:
+        """Whether top-k runs by gathering (``topk_gather``): not where the P × P weights are
+        recorded, penalised or dropped out, nor for k ≥ P (nothing to remove)."""
+        return (self.topk_gather and self.topk is not None and self.topk < self.padding.shape[-1]
+                and not self.recording and self.penalty is None and dropout == 0)
+
     def attend(self, q: Tensor | None, k: Tensor | None, v: Tensor, dropout: float,
                second: tuple[Tensor, Tensor] | None = None, lam: Tensor | None = None) -> Tensor:
         """Attention output (B, H, Pq, d) from per-head q, k, v (B, H, P, d); the
@@ -344,6 +368,8 @@ class _LayerAttention:
         no q, k at all)."""
         if not self.explicit:
             return F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias(), dropout_p=dropout)
+        if self.gathers(dropout):
+            return self._attend_gathered(q, k, v, second, lam)
         self.lam = lam
         values = self._maps(q, k, second, lam, interventions=True)
         weights = values["P"]
@@ -398,6 +424,18 @@ class _LayerAttention:
                 values["A"], values["A2"] = torch.zeros_like(logits), torch.zeros_like(logits2)
         return values
 
+    def _attend_gathered(self, q: Tensor | None, k: Tensor | None, v: Tensor,
+                         second: tuple[Tensor, Tensor] | None, lam: Tensor | None) -> Tensor:
+        """Top-k attention output from the k gathered keys of each query (``topk_gather``);
+        the differential variants as P1·V − λ·P2·V, each map with its own top k."""
+        a = self._scores(q, k, self.zero_a)
+        normalise = {"sparsemax": sparsemax, "entmax15": entmax15}.get(self.attention, _softmax)
+        out = gathered_attention(self._logits(a, self.u, None), v, self.topk, normalise)
+        if self.attention in DIFFERENTIAL:
+            a2 = self._scores(*second, self.zero_a) if second is not None else None
+            out = out - lam * gathered_attention(self._logits(a2, self.u2, None), v, self.topk)
+        return out
+
     def _record(self, values: dict[str, Tensor | None]) -> None:
         probe = self.probe
         assert probe is not None
@@ -433,6 +471,30 @@ def _keep_topk(logits: Tensor, k: int) -> Tensor:
     index = logits.topk(k, dim=-1).indices
     keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, index, True)
     return logits.masked_fill(~keep, float("-inf"))
+
+
+def _softmax(logits: Tensor) -> Tensor:
+    return torch.softmax(logits, dim=-1)
+
+
+def gather_keys(values: Tensor, index: Tensor) -> Tensor:
+    """values (B, H, Pk, d) and key indices (B, H, Pq, k) → the chosen value vectors
+    (B, H, Pq, k, d) (one ``index_select`` on the flattened values)."""
+    b, h, pk, d = values.shape
+    offset = torch.arange(b * h, device=values.device).view(b, h, 1, 1) * pk
+    flat = values.reshape(b * h * pk, d).index_select(0, (index + offset).reshape(-1))
+    return flat.view(*index.shape, d)
+
+
+def gathered_attention(logits: Tensor, values: Tensor, k: int,
+                       normalise: Callable[[Tensor], Tensor] = _softmax) -> Tensor:
+    """Top-k attention by gathering (docs/analyses.md#top-k-as-a-speed-up): Σ over the k
+    largest logits of each row (``torch.topk``, as :func:`_keep_topk`) of the normalised
+    logit times the key's value vector, (B, H, Pq, d), from logits (B, H, Pq, Pk) (−∞ on
+    padded keys, which get weight 0) and values (B, H, Pk, d). Needs k ≤ Pk."""
+    top, index = logits.topk(k, dim=-1)
+    weights = normalise(top)
+    return (weights.unsqueeze(-2) @ gather_keys(values, index)).squeeze(-2)
 
 
 # --- building blocks ---------------------------------------------------------------------------
@@ -852,7 +914,8 @@ class ParticleTransformer(nn.Module):
         for index, block in enumerate(self.cls_blocks):
             topk = iv.topk if iv is not None and iv.topk_cls else None
             layer = _LayerAttention(cls_layer_key(index), None, cls_padding, topk=topk,
-                                    probe=probe, dtype=x.dtype)
+                                    probe=probe, dtype=x.dtype,
+                                    topk_gather=topk is not None and iv.topk_gather)
             cls = block(x, layer, cls=cls)
         return self.fc(self.norm(cls[:, 0]))
 
@@ -899,7 +962,8 @@ class ParticleTransformer(nn.Module):
             acts = iv is not None and iv.acts_on(index)
             layer = _LayerAttention(index, shared.u, padding, zero_a=acts and iv.zero_a,
                                     topk=iv.topk if acts else None, probe=probe, dtype=dtype,
-                                    attention=self.attention, u2=shared.u2, penalty=penalty)
+                                    attention=self.attention, u2=shared.u2, penalty=penalty,
+                                    topk_gather=acts and iv.topk_gather)
             if not layer.explicit:
                 layer.fused_bias = shared.bias()
             layers.append(layer)
