@@ -163,7 +163,8 @@ def extrapolation_row(metric: str, knob: str, fit: Fit, x0: float, *, cap: float
 
 #: the x axis of each knob of partnb.study grids (a column of ``study_rows``)
 KNOB_AXIS = {"train_jets": "train_jets", "epochs": "steps", "width": "embed_dim",
-             "classes": "classes", "padding": "pad_mode"}
+             "classes": "classes", "padding": "pad_mode",
+             "weight_decay_mode": "weight_decay_mode"}
 
 
 def seed_spread(rows: Sequence[dict], metric: str) -> float:
