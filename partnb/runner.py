@@ -45,7 +45,7 @@ COMPARISON_NOTEBOOK = "08_dataset_comparison"
 #: params' model, ``"plain"`` ParT-plain (:func:`partnb.model.factory.plain_params`).
 #: tests/test_notebooks.py checks this table against the notebooks' parameters.
 TRAINING_NOTEBOOKS = {"02_training": "model", "05_eta_phi_attention": "model",
-                      "06_interaction_ablation": "plain"}
+                      "06_interaction_ablation": "plain", "13_attention_signal": "model"}
 
 
 @dataclass

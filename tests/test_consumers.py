@@ -12,7 +12,15 @@ import pytest
 from test_interaction import random_inputs, random_model
 
 import partnb.analysis
-from partnb.analysis import emergence, interaction, magnitude, sparsity, substructure, u_structure
+from partnb.analysis import (
+    attention_features,
+    emergence,
+    interaction,
+    magnitude,
+    sparsity,
+    substructure,
+    u_structure,
+)
 from partnb.analysis.stream import Consumer, stream_attention
 
 
@@ -45,7 +53,9 @@ def _build(inputs, model):
             sparsity.AttentionSparsity(L, H, ["a", "b", "c"]), u_structure.UStructure(),
             u_structure.RowVariation(), substructure.LeptonAttentionFraction(L - 1, is_lepton),
             substructure.InterSubjetAttentionFraction(subjets),
-            substructure.GraphJetAttention(L - 1, [0, 2])]
+            substructure.GraphJetAttention(L - 1, [0, 2]),
+            attention_features.JetAttentionFeatures(len(inputs), subjets={2: subjets},
+                                                    is_lepton=is_lepton)]
 
 
 def test_each_consumer_gives_a_table_after_a_pass(one_torch_thread):

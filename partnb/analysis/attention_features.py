@@ -166,28 +166,12 @@ def jet_kinematics(params, positions: np.ndarray, inputs=None) -> dict[str, np.n
     """
     import awkward as ak
 
-    from partnb.data import dataset_files
-    from partnb.data.io import iterate_jets
-    from partnb.data.sample import file_labels, split_indices
+    from partnb.data.sample import split_chunks
 
-    if params.dataset.test_files:
-        files, fractions = list(params.dataset.test_files), None
-    else:
-        files, fractions = list(dataset_files(params).files), params.dataset.split
     mass, count = [], []
-    for f in files:  # the file and jet order of load_split
-        keep = None if fractions is None else split_indices(file_labels(f), fractions, "test")
-        n_read = 0
-        for chunk in iterate_jets([f], branches=["jet_mass", "jet_nparticles"], step_size=50_000):
-            lo, hi = n_read, n_read + len(chunk)
-            n_read = hi
-            if keep is not None:
-                local = keep[(keep >= lo) & (keep < hi)] - lo
-                if not len(local):
-                    continue
-                chunk = chunk[local]
-            mass.append(ak.to_numpy(chunk["jet_mass"]).astype(np.float64))
-            count.append(ak.to_numpy(chunk["jet_nparticles"]).astype(np.int64))
+    for chunk in split_chunks(params, "test", ["jet_mass", "jet_nparticles"]):
+        mass.append(ak.to_numpy(chunk["jet_mass"]).astype(np.float64))
+        count.append(ak.to_numpy(chunk["jet_nparticles"]).astype(np.int64))
     out = {"jet_mass": np.concatenate(mass)[positions], "jet_multiplicity": np.concatenate(count)[positions]}
     if inputs is not None:
         seen = np.minimum(out["jet_multiplicity"], inputs.mask.shape[-1])

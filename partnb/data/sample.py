@@ -24,7 +24,7 @@ import numpy as np
 
 from .io import DataError
 
-__all__ = ["SPLITS", "split_slice", "split_indices", "file_labels", "split_sizes", "load_split",
+__all__ = ["split_chunks", "SPLITS", "split_slice", "split_indices", "file_labels", "split_sizes", "load_split",
            "batch_indices", "BATCHINGS"]
 
 SPLITS = ("train", "val", "test")
@@ -87,6 +87,38 @@ def split_sizes(params) -> dict[str, int]:
     return sizes
 
 
+def split_chunks(params, split: str, branches, *, files=None, progress=False):
+    """The jets of one split as awkward chunks of ``branches``, in the file and jet order of
+    :func:`load_split` (every consumer of a split reads it through here).
+
+    With ``dataset.test_files`` given, ``split="test"`` reads those files whole; ``files``
+    given reads those whole."""
+    from . import dataset_files
+    from .io import iterate_jets
+
+    if split not in SPLITS:
+        raise ValueError(f"split = {split!r}: must be one of {', '.join(SPLITS)}")
+    if files is None:
+        if split == "test" and params.dataset.test_files:
+            files, fractions = list(params.dataset.test_files), None
+        else:
+            files, fractions = list(dataset_files(params, progress=progress).files), params.dataset.split
+    else:
+        fractions = None
+    for f in files:
+        keep = None if fractions is None else split_indices(file_labels(f), fractions, split)
+        n_read = 0
+        for chunk in iterate_jets([f], branches=list(branches), step_size=50_000):
+            lo, hi = n_read, n_read + len(chunk)
+            n_read = hi
+            if keep is not None:
+                local = keep[(keep >= lo) & (keep < hi)] - lo
+                if not len(local):
+                    continue
+                chunk = chunk[local]
+            yield chunk
+
+
 def load_split(params, split: str, *, max_jets: int | None = None, files=None, progress=False):
     """Model inputs of one split in memory (CPU scale), as :class:`JetInputs`.
 
@@ -96,35 +128,13 @@ def load_split(params, split: str, *, max_jets: int | None = None, files=None, p
     Raises:
         DataError: the split holds no jets (naming the split and the params file).
     """
-    from . import dataset_files
     from .features import JetInputs, build_inputs, required_branches
-    from .io import iterate_jets
 
-    if split not in SPLITS:
-        raise ValueError(f"split = {split!r}: must be one of {', '.join(SPLITS)}")
     fs = params.features.set
-    if files is None:
-        if split == "test" and params.dataset.test_files:
-            files, fractions = list(params.dataset.test_files), None
-        else:
-            files, fractions = list(dataset_files(params, progress=progress).files), params.dataset.split
-    else:
-        fractions = None
-    parts = []
-    branches = list(required_branches(fs))
-    for f in files:
-        keep = None if fractions is None else split_indices(file_labels(f), fractions, split)
-        n_read = 0
-        for chunk in iterate_jets([f], branches=branches, step_size=50_000):
-            lo, hi = n_read, n_read + len(chunk)
-            n_read = hi
-            if keep is not None:
-                local = keep[(keep >= lo) & (keep < hi)] - lo
-                if not len(local):
-                    continue
-                chunk = chunk[local]
-            parts.append(build_inputs(chunk, fs, max_particles=params.features.max_particles,
-                                      clip=params.features.clip))
+    parts = [build_inputs(chunk, fs, max_particles=params.features.max_particles,
+                          clip=params.features.clip)
+             for chunk in split_chunks(params, split, required_branches(fs), files=files,
+                                       progress=progress)]
     if not parts:
         raise DataError(f"split {split!r} of {params.source} holds no jets")
     out = JetInputs.concat(parts)
