@@ -227,21 +227,6 @@ def load_train_state(path: Path) -> dict:
     return {**{k: state[k] for k in _STATE_TYPES}, "history": history}
 
 
-def upgrade_train_state(path: Path) -> bool:
-    """Rewrite a resume state of the first format (history as a pickled list) in
-    :data:`TRAIN_STATE_FORMAT`, bit for bit the same optimizer and RNG state; False if it was
-    already current. Reads with ``weights_only=True`` like every load."""
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(raw, dict) and raw.get("format") == TRAIN_STATE_FORMAT:
-        return False
-    state = load_train_state(path)
-    _atomic_torch_save({"format": TRAIN_STATE_FORMAT, "run_key": state["run_key"],
-                        "epoch": state["epoch"], "optimizer": state["optimizer"],
-                        "rng": state["rng"], "trimmer_calls": state["trimmer_calls"],
-                        "history_json": json.dumps(state["history"], default=_json_number)}, path)
-    return True
-
-
 def _remove_stale_temps(out_dir: Path) -> None:
     """Delete ``.<name>.tmp-<pid>`` files of writers that no longer run (a ``kill -9`` between
     writing and renaming); a temp file of a live process is left alone. The checkpoints'
