@@ -25,6 +25,7 @@ RUNS = {
     "models/quarkgluon/emergence/train_state.pt": ("study/quarkgluon_emergence.yaml", False),
     "models/toplandscape/emergence_decoupled/train_state.pt": (
         "study/toplandscape_emergence_decoupled.yaml", False),
+    "models/toplandscape/sparsemax/train_state.pt": ("variants/toplandscape_sparsemax.yaml", False),
 }
 
 

@@ -73,38 +73,32 @@ def _project_gradient(grad: Tensor, s: Tensor) -> Tensor:
     return gs - s * (gs.sum(dim=-1, keepdim=True) / s.sum(dim=-1, keepdim=True))
 
 
-class _Sparsemax(torch.autograd.Function):
+class _SparseMap(torch.autograd.Function):
+    """Sparsemax or 1.5-entmax of the last axis with the closed-form gradient
+    s ⊙ (g − (g·s)/Σs): s = 1[p > 0] for sparsemax, s = √p for 1.5-entmax."""
+
     @staticmethod
-    def forward(ctx, z: Tensor) -> Tensor:
-        p = _sparsemax_forward(z)
+    def forward(ctx, z: Tensor, kind: str) -> Tensor:
+        p = _FORWARD[kind](z)
         ctx.save_for_backward(p)
+        ctx.kind = kind
         return p
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx, grad: Tensor):
         (p,) = ctx.saved_tensors
-        return _project_gradient(grad, (p > 0).to(grad.dtype))
+        s = (p > 0).to(grad.dtype) if ctx.kind == "sparsemax" else p.sqrt()
+        return _project_gradient(grad, s), None
 
 
-class _Entmax15(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z: Tensor) -> Tensor:
-        p = _entmax15_forward(z)
-        ctx.save_for_backward(p)
-        return p
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: Tensor) -> Tensor:
-        (p,) = ctx.saved_tensors
-        return _project_gradient(grad, p.sqrt())
+_FORWARD = {"sparsemax": _sparsemax_forward, "entmax15": _entmax15_forward}
 
 
-def _along(function, z: Tensor, dim: int) -> Tensor:
+def _along(kind: str, z: Tensor, dim: int) -> Tensor:
     if dim in (-1, z.ndim - 1):
-        return function.apply(z)
-    return function.apply(z.transpose(dim, -1)).transpose(dim, -1)
+        return _SparseMap.apply(z, kind)
+    return _SparseMap.apply(z.transpose(dim, -1), kind).transpose(dim, -1)
 
 
 def sparsemax(z: Tensor, dim: int = -1) -> Tensor:
@@ -118,7 +112,7 @@ def sparsemax(z: Tensor, dim: int = -1) -> Tensor:
         Weights of z's shape and dtype: non-negative, summing to 1 along ``dim``, exactly 0
         wherever z_i ≤ τ (in particular on −∞).
     """
-    return _along(_Sparsemax, z, dim)
+    return _along("sparsemax", z, dim)
 
 
 def entmax15(z: Tensor, dim: int = -1) -> Tensor:
@@ -133,4 +127,4 @@ def entmax15(z: Tensor, dim: int = -1) -> Tensor:
         Weights of z's shape and dtype: non-negative, summing to 1 along ``dim``, exactly 0
         wherever z_i/2 ≤ τ (in particular on −∞).
     """
-    return _along(_Entmax15, z, dim)
+    return _along("entmax15", z, dim)
