@@ -26,6 +26,7 @@ RUNS = {
     "models/toplandscape/emergence_decoupled/train_state.pt": (
         "study/toplandscape_emergence_decoupled.yaml", False),
     "models/toplandscape/sparsemax/train_state.pt": ("variants/toplandscape_sparsemax.yaml", False),
+    "models/toplandscape/entmax15/train_state.pt": ("variants/toplandscape_entmax15.yaml", False),
 }
 
 
