@@ -52,17 +52,14 @@ _TREE_CLASSES = ("TTree", "ROOT::RNTuple")
 def file_sha256(path: str | os.PathLike, cache: dict | None = None) -> str:
     """SHA-256 of the bytes of ``path`` (cached by path, size and mtime in ``cache``)."""
     path = Path(path).resolve()
-    stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    if cache is not None and key in cache:
-        return cache[key]
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    value = digest.hexdigest()
-    if cache is not None:
-        cache[key] = value
+    value = _cached(cache, path, "sha256")
+    if value is None:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(_CHUNK), b""):
+                digest.update(block)
+        value = digest.hexdigest()
+        _store(cache, path, "sha256", value)
     return value
 
 
