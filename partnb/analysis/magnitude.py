@@ -114,6 +114,7 @@ class MagnitudeRatio:
         self.n_jets = 0
         self.n_batches = 0
         self._batch = None
+        self._batch_group = 0
         self._u_plus_m: tuple[Tensor, Tensor] | None = None  # (U, padding) of the batch (as coded)
         self._u_finite: Tensor | None = None  # finite entries of one block's U + M (as coded)
         self._pairs: dict | None = None  # the batch's real pairs: layout, log10 |U|, offsets
@@ -131,6 +132,10 @@ class MagnitudeRatio:
             self._u_plus_m = self._u_finite = self._pairs = None
             self.n_jets += len(batch.index)
             self.n_batches += 1
+            # the as-coded jackknife group of the batch: its position among the batches of
+            # the whole inputs (Batch.number, global under sharding), else its count here
+            number = getattr(batch, "number", None)
+            self._batch_group = (self.n_batches if number is None else number + 1) % self.K
         if "A" in record and "U" in record:
             self._correct(key, record, batch)
         if "A_as_coded" in record:
@@ -157,7 +162,7 @@ class MagnitudeRatio:
         self._fill("correct", layer, log_a, pairs)
         # U + M of the as-coded reading: padded keys −∞ dropped, padded query rows kept
         padded_keys = int(padding.sum()) * H * P
-        self.counters["as_coded"][self.n_batches % self.K, layer, _NONFINITE] += padded_keys
+        self.counters["as_coded"][self._batch_group, layer, _NONFINITE] += padded_keys
 
     def _u_terms(self, abs_u: Tensor, group: Tensor) -> dict:
         """What the ratio needs of |U|, once per batch: log10 |U| (0 where U = 0), the
@@ -195,7 +200,7 @@ class MagnitudeRatio:
             return
         k = torch.arange(start, stop)
         log_a = torch.log10(a_flat[k - layer * S].abs())
-        group = torch.full((len(k),), self.n_batches % self.K, dtype=torch.int32)
+        group = torch.full((len(k),), self._batch_group, dtype=torch.int32)
         terms = self._u_terms(self._u_finite[k % F].abs(), group)
         self._fill("as_coded", layer, log_a, terms)
 

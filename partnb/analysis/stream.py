@@ -73,16 +73,21 @@ class Batch:
     """The jets of one forward pass.
 
     Attributes:
-        index: (B,) positions of the jets in the analysed inputs.
+        index: (B,) positions of the jets in the analysed inputs (of the whole inputs when a
+            pass runs over one shard of them, ``stream_attention(index_offset=...)``: the
+            jackknife groups of the consumers are taken from it).
         label: (B,) class indices.
         n: (B,) real particles per jet (``min(n, max_particles)``), as the model saw them.
         inputs: the :class:`~partnb.data.features.JetInputs` of these jets (numpy).
+        number: the position of this batch among the batches of the whole inputs (0 for the
+            first); None for a batch made by hand.
     """
 
     index: np.ndarray
     label: np.ndarray
     n: np.ndarray
     inputs: object
+    number: int | None = None
     #: what consumers share within this batch (e.g. the :class:`PairLayout` of its blocks)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -236,6 +241,7 @@ def stream_attention(
     vectors_dtype: torch.dtype | None = None,
     progress: bool = False,
     desc: str = "attention",
+    index_offset: int = 0,
 ) -> np.ndarray:
     """Run ``model`` over ``inputs`` in eval mode, feeding each probed block to the consumers.
 
@@ -251,6 +257,10 @@ def stream_attention(
         vectors_dtype: dtype of the 4-vectors the pair features are computed from (float64
             for the precision study of docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise); default float32.
         progress: tqdm bar.
+        index_offset: position of ``inputs[0]`` in the whole analysed inputs, when ``inputs``
+            is one shard of them (:mod:`partnb.analysis.shard`): ``Batch.index`` and
+            ``Batch.number`` count in the whole inputs, so jackknife groups are those of one
+            pass. A multiple of ``batch_size``, so the batches are those of one pass too.
 
     Returns:
         the logits (N, classes) as numpy float32.
@@ -259,6 +269,9 @@ def stream_attention(
 
     from partnb.model.part import AttentionProbe
 
+    if index_offset < 0 or index_offset % batch_size:
+        raise ValueError(f"index_offset = {index_offset} must be a non-negative multiple of "
+                         f"batch_size = {batch_size} (a shard starts at a batch boundary)")
     state: dict[str, Batch] = {}
 
     def on_layer(key, record):
@@ -279,7 +292,8 @@ def stream_attention(
                 v = v.to(vectors_dtype)
             m = torch.as_tensor(inputs.mask[idx])
             n = m.sum(dim=(1, 2)).long().numpy()
-            state["batch"] = Batch(idx, inputs.label[idx], n, inputs.take(idx))
+            state["batch"] = Batch(idx + index_offset, inputs.label[idx], n, inputs.take(idx),
+                                   number=(index_offset + start) // batch_size)
             logits = model(x, v, m, probe=probe, intervention=intervention).float()
             for consumer in consumers:
                 if hasattr(consumer, "update_logits"):
