@@ -188,6 +188,34 @@ class InteractionCounter:
             np.add.at(self.stats[name], group, value.sum(dim=1).numpy())
         self._tokens = None
 
+    def empty_like(self) -> InteractionCounter:
+        """A fresh counter with the same settings (for one shard of a pass)."""
+        return InteractionCounter(self.threshold, self.keep_decisions, self.variant)
+
+    def merge(self, other: InteractionCounter) -> InteractionCounter:
+        """Add ``other``'s counts (the pass over other jets) to this one, in place; returns
+        self. Every count is a sum per jet group (jet index mod 10: global indices under
+        sharding, docs/cluster.md#sharded-analysis), so rates, coverages, both PCC readings
+        and their jackknife errors are those of one pass. The kept decisions of the last
+        batch are per-batch scratch and are not merged.
+
+        Raises:
+            ValueError: ``other`` has another threshold or variant."""
+        from partnb.analysis.shard import require_same
+
+        require_same(self, other, {"threshold": "threshold", "variant": "variant"})
+        self.flush()
+        other.flush()
+        for name in self._FIELDS:
+            self.stats[name] = self.stats[name] + other.stats[name]
+        self.n_jets += other.n_jets
+        return self
+
+    def __getstate__(self) -> dict:
+        """What crosses processes: the counts (call :meth:`flush` first), not the last
+        batch's tensors."""
+        return {**self.__dict__, "_first": None, "decisions": {}, "_scratch": Scratch()}
+
     @staticmethod
     def _metrics(s: dict[str, float]) -> dict[str, float]:
         def ratio(a, b):

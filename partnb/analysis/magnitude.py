@@ -225,6 +225,37 @@ class MagnitudeRatio:
         c[:, _LT_1] += hist[:, :_BIN_ONE].sum(axis=1)
         c[:, _GT_1E4] += hist[:, _BIN_1E4:].sum(axis=1)
 
+    # --- sharded passes (partnb.analysis.shard) -----------------------------------------------
+
+    def empty_like(self) -> MagnitudeRatio:
+        """A fresh accumulator with the same settings (for one shard of a pass)."""
+        return MagnitudeRatio(self.L, groups=self.K)
+
+    def merge(self, other: MagnitudeRatio) -> MagnitudeRatio:
+        """Add ``other``'s histograms and counters (the pass over other jets) to this one, in
+        place; returns self. The as-coded ratio pairs the entries of one batch, so the two
+        passes must cut the jets into the batches of one pass, as shards starting at a batch
+        boundary do; their jackknife groups (jets by index, as-coded batches by
+        ``Batch.number``) are then those of one pass (docs/cluster.md#sharded-analysis).
+
+        Raises:
+            ValueError: ``other`` has other layers or jackknife groups."""
+        from partnb.analysis.shard import require_same
+
+        require_same(self, other, {"num_layers": "L", "groups": "K"})
+        for name in ("ratio_log10", "abs_a", "abs_u", "counters"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for v in mine:
+                mine[v] = mine[v] + theirs[v]
+        self.n_jets += other.n_jets
+        self.n_batches += other.n_batches
+        return self
+
+    def __getstate__(self) -> dict:
+        """What crosses processes: the accumulators, not the last batch's tensors."""
+        return {**self.__dict__, "_batch": None, "_u_plus_m": None, "_u_finite": None,
+                "_pairs": None, "_scratch": Scratch()}
+
     # --- results -----------------------------------------------------------------------------
 
     def _layers(self):

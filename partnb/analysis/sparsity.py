@@ -329,6 +329,47 @@ class AttentionSparsity:
         cg = self.counters[variant][:, :, layer]  # (C, K, H, 6) view
         np.add.at(cg, (label.numpy(), group), per_jet)
 
+    # --- sharded passes (partnb.analysis.shard) -----------------------------------------------
+
+    def empty_like(self) -> AttentionSparsity:
+        """A fresh accumulator with the same settings (for one shard of a pass)."""
+        return AttentionSparsity(self.L, self.H, self.classes, groups=self.K)
+
+    def merge(self, other: AttentionSparsity) -> AttentionSparsity:
+        """Add ``other``'s counts (the pass over other jets) to this one, in place; returns
+        self. Histograms, counters and the sums over batches add; the largest row-sum error
+        is the larger of the two. The per-batch average (``probability_batch_avg``) is that
+        of one pass when the two passes cut the jets into the same batches, which shards
+        starting at a batch boundary do (docs/cluster.md#sharded-analysis).
+
+        Raises:
+            ValueError: ``other`` has other layers, heads, classes or jackknife groups."""
+        from partnb.analysis.shard import require_same
+
+        require_same(self, other, {"num_layers": "L", "num_heads": "H", "classes": "classes",
+                                   "groups": "K"})
+        self.finish()
+        other.finish()
+        for name in ("linear", "log", "row_max", "counters", "batch_prob_layer",
+                     "batch_prob_all", "n_batches", "negative_entries"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for v in VARIANTS:
+                mine[v] = mine[v] + theirs[v]
+        for v in VARIANTS:
+            self.max_row_sum_error[v] = max(self.max_row_sum_error[v], other.max_row_sum_error[v])
+        for name in ("jets", "rows_real", "entries_real", "entries_padded_p", "uniform_single",
+                     "uniform_row_max"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def __getstate__(self) -> dict:
+        """What crosses processes: everything but the work buffers (and, once
+        :meth:`finish` closed the last batch, its padding masks)."""
+        state = {**self.__dict__, "_scratch": Scratch()}
+        if self._current is None:
+            state["_padding"] = {}
+        return state
+
     # --- results -----------------------------------------------------------------------------
 
     def _class_slice(self, cls: str | None):

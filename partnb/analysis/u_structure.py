@@ -135,6 +135,40 @@ class UStructure:
         self.sums["rank2"] += (rank * rank * rows).sum(dim=(0, 2)).numpy()
         self.sums["self_lowest"] += ((below == 0) & (ties == 0) & rows).sum(dim=(0, 2)).double().numpy()
 
+    def empty_like(self) -> UStructure:
+        """A fresh accumulator with the same settings (for one shard of a pass)."""
+        return UStructure(self.layer)
+
+    def merge(self, other: UStructure) -> UStructure:
+        """Add ``other``'s histograms and sums (the pass over other jets) to this one, in
+        place; returns self. The extremes merge as the smaller minimum and the larger
+        maximum; an accumulator that saw no U adds nothing.
+
+        Raises:
+            ValueError: ``other`` reads another block, or U with another number of heads."""
+        from partnb.analysis.shard import require_same
+
+        require_same(self, other, {"layer": "layer", "U_EDGES": "edges"})
+        if other.hist is None:
+            return self
+        if self.hist is None:
+            self._init(len(other.sums["rows"]))
+        require_same(self, other, {"heads": "_heads"})
+        for name in self.hist:
+            self.hist[name] = self.hist[name] + other.hist[name]
+        for name in self.sums:
+            combine = {"min": np.minimum, "max": np.maximum}.get(name, np.add)
+            self.sums[name] = combine(self.sums[name], other.sums[name])
+        return self
+
+    @property
+    def _heads(self) -> int | None:
+        return None if self.sums is None else len(self.sums["rows"])
+
+    def __getstate__(self) -> dict:
+        """What crosses processes: everything but the work buffers."""
+        return {**self.__dict__, "_scratch": Scratch()}
+
     def _median(self, hist: np.ndarray) -> float:
         cum = np.cumsum(hist)
         if cum[-1] == 0:
@@ -237,6 +271,28 @@ class RowVariation:
         acc = torch.stack(acc, dim=1).numpy()  # (H, 8)
         for h in range(H):
             self.sums[(key, h)] = self.sums.get((key, h), 0) + acc[h]
+
+    def empty_like(self) -> RowVariation:
+        """A fresh accumulator (for one shard of a pass)."""
+        return RowVariation()
+
+    def merge(self, other: RowVariation) -> RowVariation:
+        """Add ``other``'s sums (the pass over other jets) to this one, per (layer, head), in
+        place; returns self.
+
+        Raises:
+            ValueError: ``other`` is not a RowVariation."""
+        from partnb.analysis.shard import require_same
+
+        require_same(self, other, {})
+        for key, value in other.sums.items():
+            self.sums[key] = self.sums.get(key, 0) + value
+        return self
+
+    def __getstate__(self) -> dict:
+        """What crosses processes: the sums, not the last batch's tensors."""
+        return {**self.__dict__, "_batch": None, "_u_centred": None, "_var_u": None,
+                "_scratch": Scratch()}
 
     def _work(self, like: Tensor) -> Tensor:
         return self._scratch("x", like.numel(), like.dtype).view(like.shape)
