@@ -20,22 +20,36 @@ def trained_model(params, *, train_if_missing: bool = True, progress: bool | Non
                   random_init: bool = False):
     """The params' model in eval mode: the given checkpoint, the trained default, or (if it
     is missing and ``train_if_missing``) trained now with :func:`partnb.train.train`, which
-    resumes a partial run. ``random_init=True`` gives the seeded untrained model.
+    resumes a partial run. ``random_init=True`` gives the seeded untrained model. The model
+    carries ``analysis.scheduler`` / ``analysis.shards`` for the analysis passes
+    (:func:`partnb.analysis.shard.engine_of`); a scheduler address is checked first.
 
     Raises:
+        AnalysisError: ``analysis.scheduler`` names a Dask scheduler that does not answer
+            (or dask.distributed is missing), before anything is loaded or trained.
         CheckpointError: the checkpoint is missing and may not be trained here (a given
             ``model.checkpoint``, or ``train_if_missing=False``).
     """
+    from .analysis.shard import check_scheduler
     from .model.factory import checkpoint_path, load_trained
 
+    check_scheduler(params.analysis.scheduler)  # before any work
     if random_init and params.model.checkpoint and not checkpoint_path(
             params, random_init=True).exists():
-        return seeded_model(params)
+        return _with_engine(seeded_model(params), params)
     if train_if_missing and needs_training(params, random_init=random_init):
         from .train import train
 
         train(params, progress=progress)
-    return load_trained(params, random_init=random_init)
+    return _with_engine(load_trained(params, random_init=random_init), params)
+
+
+def _with_engine(model, params):
+    """Record ``analysis.scheduler`` and ``analysis.shards`` on the model: the streamed passes
+    of notebooks 03, 04 and 06 then run over shards of the jets on that engine
+    (:func:`partnb.analysis.shard.engine_of`, docs/cluster.md#sharded-analysis)."""
+    model.analysis_engine = (params.analysis.scheduler, params.analysis.shards)
+    return model
 
 
 def seeded_model(params):

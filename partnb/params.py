@@ -99,6 +99,13 @@ def _split(v: Any) -> str | None:
     return None
 
 
+def _scheduler(v: Any) -> str | None:
+    if v in ("serial", "local") or ("://" in v and v.split("://", 1)[1]):
+        return None
+    return ("must be 'serial' (this process), 'local' (a Dask LocalCluster) or a Dask "
+            "scheduler address such as tcp://HOST:PORT")
+
+
 def _int_list(v: Any) -> str | None:
     if not v or any(not isinstance(x, int) or isinstance(x, bool) or x <= 0 for x in v):
         return "must be a non-empty list of positive integers"
@@ -202,6 +209,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "n_jets": Field(INT, 2000, "jets per analysis (test split)", _positive),
         "batch_size": Field(INT, 100, "jets per forward pass in analyses", _positive),
         "progress": Field(BOOL, True, "show progress bars"),
+        "scheduler": Field(STR, None, "run the streamed passes of notebooks 03, 04 and 06 over "
+                           "shards of the jets: null (one pass here), 'serial', 'local' (a "
+                           "Dask LocalCluster) or tcp://HOST:PORT (a running Dask scheduler); "
+                           "docs/cluster.md#sharded-analysis", _scheduler, nullable=True),
+        "shards": Field(INT, None, "number of shards (default: 1 serial, the cores for 'local', "
+                        "the workers of a remote cluster)", _positive, nullable=True),
     },
     "output": {
         "figures": Field(STR, "figures/{name}", "figures and tables", path=True),

@@ -257,7 +257,8 @@ class InteractionCounter:
 
 
 def interaction_metrics(model, inputs, *, batch_size: int = 100, compare_float64: bool = True,
-                        consumers: Sequence[object] = (), progress: bool = False) -> dict:
+                        consumers: Sequence[object] = (), progress: bool = False,
+                        scheduler: str | None = None, shards: int | None = None) -> dict:
     """The metrics of docs/analyses.md#interaction-dependent-and-non-binary-computation on float32 pair features and (optionally) float64 ones, in lockstep.
 
     Each batch runs through :func:`~partnb.analysis.stream.stream_attention` twice (pair
@@ -270,12 +271,44 @@ def interaction_metrics(model, inputs, *, batch_size: int = 100, compare_float64
         batch_size: jets per forward pass.
         compare_float64: also run the float64 pass and count flips.
         consumers: further consumers fed by the float32 pass (e.g. :class:`UStructure`).
-        progress: tqdm bar over batches.
+        progress: tqdm bar over batches (one process only).
+        scheduler, shards: run over shards of the jets (:func:`partnb.analysis.shard.run_sharded`;
+            default: what ``analysis.scheduler`` / ``analysis.shards`` gave the model,
+            :func:`partnb.analysis.shard.engine_of`); the counters, flips and ``consumers``
+            are merged in shard order.
 
     Returns:
         ``{"float32": result, "float64": result or None, "flips": {...}}``; flips hold the
         fractions of computations whose argmax_j(A+U), D or N differ between the passes.
     """
+    from partnb.analysis.shard import engine_of, merge_all, run_sharded, sharded
+
+    scheduler, shards = engine_of(model, scheduler, shards)
+    if not sharded(scheduler, shards):
+        c32, c64, flips, _ = _interaction_pass(model, inputs, 0, batch_size, compare_float64,
+                                               consumers, progress)
+    else:
+        templates = [c.empty_like() for c in consumers]
+        parts = run_sharded(_interaction_shard, model, inputs, batch_size, compare_float64,
+                            templates, batch_size=batch_size, scheduler=scheduler, shards=shards,
+                            calls_per_batch=2 if compare_float64 else 1)
+        c32, c64, flips, _ = parts[0]
+        for more in parts[1:]:
+            c32.merge(more[0])
+            if c64 is not None:
+                c64.merge(more[1])
+            flips = {k: v + more[2][k] for k, v in flips.items()}
+        merge_all([list(consumers)] + [list(part[3]) for part in parts])
+    total = flips.pop("computations")
+    fractions = {f"flip_{k}": (v / total if total else math.nan) for k, v in flips.items()}
+    return {"float32": c32.result(), "float64": c64.result() if c64 else None, "flips": fractions}
+
+
+def _interaction_pass(model, inputs, offset: int, batch_size: int, compare_float64: bool,
+                      consumers: Sequence[object], progress: bool = False):
+    """The lockstep float32 / float64 passes of :func:`interaction_metrics` over ``inputs``,
+    jets ``offset`` … of the whole inputs: (counter float32, counter float64 or None, flip
+    counts, consumers)."""
     from tqdm.auto import tqdm
 
     c32 = InteractionCounter(keep_decisions=compare_float64)
@@ -285,11 +318,11 @@ def interaction_metrics(model, inputs, *, batch_size: int = 100, compare_float64
     for start in tqdm(starts, disable=not progress, desc="interaction", unit="batch", leave=False):
         chunk = inputs.take(np.arange(start, min(start + batch_size, len(inputs))))
         stream_attention(model, chunk, [c32, *consumers], batch_size=batch_size,
-                         capture=("A", "U", "L", "P"))
+                         capture=("A", "U", "L", "P"), index_offset=offset + start)
         if c64 is None:
             continue
         stream_attention(model, chunk, [c64], batch_size=batch_size, capture=("A", "U", "L", "P"),
-                         vectors_dtype=torch.float64)
+                         vectors_dtype=torch.float64, index_offset=offset + start)
         for key, full32 in c32.decisions.items():
             # the trimmer's first calls are untrimmed: crop both passes to the shorter length
             length = min(full32["real"].shape[-1], c64.decisions[key]["real"].shape[-1])
@@ -302,9 +335,18 @@ def interaction_metrics(model, inputs, *, batch_size: int = 100, compare_float64
             flips["N"] += float((d32["N"] != d64["N"]).sum())
         c32.decisions.clear()
         c64.decisions.clear()
-    total = flips.pop("computations")
-    fractions = {f"flip_{k}": (v / total if total else math.nan) for k, v in flips.items()}
-    return {"float32": c32.result(), "float64": c64.result() if c64 else None, "flips": fractions}
+    for counter in (c32, c64):
+        if counter is not None:
+            counter.flush()
+    return c32, c64, flips, list(consumers)
+
+
+def _interaction_shard(model, inputs, offset: int, batch_size: int, compare_float64: bool,
+                       templates: Sequence[object]):
+    """One shard of :func:`interaction_metrics` (a task of
+    :func:`partnb.analysis.shard.run_sharded`), into fresh consumers like ``templates``."""
+    return _interaction_pass(model, inputs, offset, batch_size, compare_float64,
+                             [t.empty_like() for t in templates])
 
 
 def interaction_rows(results: Sequence[tuple[str, dict]], published: dict | None = None) -> list[dict]:
@@ -332,15 +374,20 @@ def interaction_rows(results: Sequence[tuple[str, dict]], published: dict | None
 
 
 def as_coded_interaction_metrics(model, inputs, *, batch_size: int = 100,
-                                 progress: bool = False) -> dict[str, dict]:
+                                 progress: bool = False, scheduler: str | None = None,
+                                 shards: int | None = None) -> dict[str, dict]:
     """D, N and both PCC readings of the correct capture and of the papers' as-coded one
     (D′ = argmax(A′ + U) ≠ argmax A′, N′ = max W′ < 0.8 with W′ = softmax(A′ + U + M); the
     same real queries and keys), from one streamed pass: ``{"correct": result, "as_coded":
-    result}`` as :meth:`InteractionCounter.result`."""
+    result}`` as :meth:`InteractionCounter.result`. ``scheduler``, ``shards``: as
+    :func:`interaction_metrics`."""
+    from partnb.analysis.shard import engine_of, stream_sharded
+
+    scheduler, shards = engine_of(model, scheduler, shards)
     correct, coded = InteractionCounter(), InteractionCounter(variant="as_coded")
-    stream_attention(model, inputs, [correct, coded], batch_size=batch_size,
-                     capture=("A", "U", "L", "P"), as_coded=True, progress=progress,
-                     desc="as coded")
+    stream_sharded(model, inputs, [correct, coded], scheduler=scheduler, shards=shards,
+                   batch_size=batch_size, capture=("A", "U", "L", "P"), as_coded=True,
+                   progress=progress, desc="as coded")
     return {"correct": correct.result(), "as_coded": coded.result()}
 
 

@@ -383,15 +383,20 @@ def ratio_peak_statement(rows: Sequence[dict], *, model: str = "trained") -> str
 
 
 def magnitude_ratio(model, inputs, *, batch_size: int = 100, groups: int = 20,
-                    progress: bool = False, desc: str = "|A|/|U|") -> MagnitudeRatio:
+                    progress: bool = False, desc: str = "|A|/|U|", scheduler: str | None = None,
+                    shards: int | None = None) -> MagnitudeRatio:
     """One streamed pass of ``model`` over ``inputs`` with the trimmer off (P =
     ``max_particles``, as the reference scripts), recording A, U and the as-coded A' of every
-    particle block (docs/analyses.md#magnitude-ratio-of-a-and-u). Returns the filled accumulator."""
-    from partnb.analysis.sparsity import untrimmed
-    from partnb.analysis.stream import stream_attention
+    particle block (docs/analyses.md#magnitude-ratio-of-a-and-u). Returns the filled accumulator.
 
+    ``scheduler``, ``shards``: as :func:`partnb.analysis.sparsity.attention_sparsity`."""
+    from partnb.analysis.shard import engine_of, stream_sharded
+    from partnb.analysis.sparsity import untrimmed
+
+    scheduler, shards = engine_of(model, scheduler, shards)
     acc = MagnitudeRatio(len(model.blocks), groups=groups)
     with untrimmed(model):
-        stream_attention(model, inputs, [acc], batch_size=batch_size, capture=("A", "U"),
-                         as_coded=True, progress=progress, desc=desc)
+        stream_sharded(model, inputs, [acc], scheduler=scheduler, shards=shards,
+                       batch_size=batch_size, capture=("A", "U"), as_coded=True,
+                       progress=progress, desc=desc)
     return acc

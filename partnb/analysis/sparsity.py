@@ -555,14 +555,22 @@ HEATMAP_CLASS = {"jetclass": "Tbqq", "toplandscape": "top", "quarkgluon": "quark
 
 
 def attention_sparsity(model, inputs, classes: Sequence[str], *, batch_size: int = 100,
-                       groups: int = 20, progress: bool = False, desc: str = "attention"
+                       groups: int = 20, progress: bool = False, desc: str = "attention",
+                       scheduler: str | None = None, shards: int | None = None
                        ) -> AttentionSparsity:
     """One streamed pass of ``model`` over ``inputs`` with the trimmer off, recording W and
-    the as-coded W' of every particle block (docs/analyses.md#attention-distribution). Returns the filled accumulator."""
-    from partnb.analysis.stream import stream_attention
+    the as-coded W' of every particle block (docs/analyses.md#attention-distribution). Returns the filled accumulator.
 
+    ``scheduler``, ``shards``: run the pass over shards of the jets on a Dask cluster (or
+    under ``torchrun``) and merge them (:func:`partnb.analysis.shard.stream_sharded`); default
+    what ``analysis.scheduler`` / ``analysis.shards`` gave the model
+    (:func:`partnb.analysis.shard.engine_of`), else one pass here."""
+    from partnb.analysis.shard import engine_of, stream_sharded
+
+    scheduler, shards = engine_of(model, scheduler, shards)
     acc = AttentionSparsity(len(model.blocks), model.config["num_heads"], classes, groups=groups)
     with untrimmed(model):
-        stream_attention(model, inputs, [acc], batch_size=batch_size, capture=("P",),
-                         as_coded=True, progress=progress, desc=desc)
+        stream_sharded(model, inputs, [acc], scheduler=scheduler, shards=shards,
+                       batch_size=batch_size, capture=("P",), as_coded=True, progress=progress,
+                       desc=desc)
     return acc.finish()
