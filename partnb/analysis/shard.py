@@ -24,7 +24,7 @@ so a pass splits into passes over shards of the jets whose consumers are merged
 Engines (``scheduler``; params key ``analysis.scheduler``):
 
 * ``None`` or ``"serial"``: the shards one after the other in this process (what the tests
-  compare with one pass; ``shards`` default 1);
+  compare with one pass); without ``shards`` either, one plain pass;
 * ``"local"``: a ``dask.distributed`` ``LocalCluster`` of ``shards`` single-threaded worker
   processes (default: the cores), closed at the end;
 * ``"tcp://HOST:PORT"``: the scheduler of a running Dask cluster (checked with a handshake
@@ -253,9 +253,10 @@ def _dask_client(scheduler: str, workers: int) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
+        # preload: Ctrl-C is left to this process, which closes the cluster (as for generation)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None,
-                               silence_logs=logging.CRITICAL)
+                               silence_logs=logging.CRITICAL, preload=["partnb.data.engines"])
         try:
             with Client(cluster, set_as_default=False) as client:
                 yield client
@@ -315,11 +316,13 @@ def run_sharded(task: Callable, model, inputs, *args, batch_size: int,
             shards = max(len(client.scheduler_info().get("workers", {})), 1)
         bounds = shard_bounds(len(inputs), shards, batch_size)
         spec_future = client.scatter(spec, broadcast=True)
-        futures = [client.submit(_run_task, task, spec_future, inputs.take(np.arange(a, b)), a,
-                                 _trim_calls(spec, a, batch_size, calls_per_batch), *args,
-                                 key=f"partnb-shard-{task.__name__}-{a}-{b}-{os.getpid()}",
-                                 pure=False)
-                   for a, b in bounds]
+        futures = []
+        for a, b in bounds:  # each shard's jets go to the cluster as data, not in the graph
+            jets = client.scatter(inputs.take(np.arange(a, b)))
+            futures.append(client.submit(
+                _run_task, task, spec_future, jets, a,
+                _trim_calls(spec, a, batch_size, calls_per_batch), *args,
+                key=f"partnb-shard-{task.__name__}-{a}-{b}-{os.getpid()}", pure=False))
         return client.gather(futures)
 
 
