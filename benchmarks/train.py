@@ -13,10 +13,11 @@ torch threads:
    ``"bucketed"``, and of weaver-core 0.4.17's model (same state dict) on plain batches:
    ``partnb_bucketed_over_weaver``. weaver is read from ``.weaver-0.4.17`` as in
    benchmarks/model.py; without it the weaver columns are null and the reason recorded;
-3. **peak RSS** (VmHWM) of the training data path (``load_split`` of the first generated
-   files up to N jets, padding, 10 bucketed training steps) for N = 4k and 40k jets (the
-   issue asks 10k vs 100k, the same factor; 50k are generated), each in a fresh subprocess:
-   ``peak_rss_ratio``.
+3. **peak RSS** (VmHWM) of the training data path (the input stores of the train split,
+   ``max_jets = N`` with wrap padding, and of the val split, in a temporary folder; 10
+   bucketed training steps read from the store; one prediction over the val split) for
+   N = 4k and 40k jets (the issue asks 10k vs 100k, the same factor; 50k are generated),
+   each in a fresh subprocess: ``peak_rss_ratio``.
 
     python benchmarks/train.py [--threads 1] [--quick] [--parts training:cpu_default,...]
                                [--out benchmarks/train.json]
@@ -153,32 +154,30 @@ def inference(bm, name: str, config: dict, length: int, sizes: dict, weaver_clas
 
 
 def memory_case(n_jets: int) -> dict:
-    """Peak RSS of the training data path on ``n_jets`` jets (run in a fresh process)."""
-    from partnb.data import dataset_files
-    from partnb.data.io import count_jets
-    from partnb.data.padding import pad_inputs
-    from partnb.data.sample import batch_indices, load_split
-    from partnb.model.factory import batch_tensors, model_from_params
+    """Peak RSS of training's data path on ``n_jets`` training jets (run in a fresh process):
+    the stores of the train split (``max_jets = n_jets``, wrap padding) and of the val split
+    built as ``partnb train`` builds them, 10 bucketed training steps read from the store, and
+    one prediction over the val split (what every epoch end does)."""
+    import tempfile
+
+    from partnb.data.sample import batch_indices
+    from partnb.data.store import split_store
+    from partnb.model.factory import batch_tensors, model_from_params, predict
     from partnb.params import load_params
 
     bm = _bench_model()
     params = load_params(PARAMS, overrides={"analysis.progress": False})
-    # whole files until n_jets: what is read is what a run on n_jets would read (a max_jets
-    # subset would still read the whole split first)
-    files, total = [], 0
-    for f in dataset_files(params).files:
-        if total >= n_jets:
-            break
-        files.append(f)
-        total += count_jets([f])
-    inputs = pad_inputs(load_split(params, "train", files=files), "wrap")
-
-    model = model_from_params(params).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for idx in batch_indices(inputs.n_particles, 128, batching="bucketed", seed=1, drop_last=True)[:10]:
-        bm.train_step(model, opt, batch_tensors(inputs, idx))
+    with tempfile.TemporaryDirectory() as root:
+        inputs = split_store(params, "train", max_jets=n_jets, pad_mode="wrap", root=root)
+        val = split_store(params, "val", root=root)
+        model = model_from_params(params).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        for idx in batch_indices(inputs.n_particles, 128, batching="bucketed", seed=1, drop_last=True)[:10]:
+            bm.train_step(model, opt, batch_tensors(inputs, idx))
+        predict(model, val)
+        n = len(inputs)
     peak, source = bm.peak_rss_kb()
-    return {"jets": len(inputs), "peak_rss_mb": round(peak / 1024, 1), "source": source}
+    return {"jets": n, "peak_rss_mb": round(peak / 1024, 1), "source": source}
 
 
 def memory(cases: tuple[int, int], threads: int) -> dict:
@@ -190,7 +189,8 @@ def memory(cases: tuple[int, int], threads: int) -> dict:
     small, large = (out[str(n)]["peak_rss_mb"] for n in cases)
     return {"cases": out, "jets_ratio": round(cases[1] / cases[0], 1),
             "peak_rss_ratio": round(large / small, 3), "target": 1.10,
-            "note": "load_split holds what it reads in memory: training does not stream yet"}
+            "note": "training streams its split from an input store on disk (partnb.data.store): "
+                    "memory of one batch and one file chunk"}
 
 
 PARTS = ("training:cpu_default", "inference:cpu_default", "training:official",

@@ -38,7 +38,8 @@ from torch import nn
 from .analysis.emergence import is_monitor_step
 from .data.io import stale_temp_files
 from .data.padding import pad_inputs
-from .data.sample import batch_indices, load_split
+from .data.sample import batch_indices
+from .data.store import split_store
 from .model.factory import batch_tensors, model_from_params, predict
 from .model.part import AttentionPenalty
 
@@ -349,10 +350,16 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
     state_path = out_dir / "train_state.pt"
     key = _run_key(params)
     state = _resume_state(state_path, key) if state_path.exists() else None  # before the data
-    train_data, val_data = data or (load_split(params, "train", max_jets=tp.max_jets),
-                                    load_split(params, "val"))
-    # weaver pads training inputs with "wrap"; only the BatchNorm statistics in training see it
-    train_data = pad_inputs(train_data, params.features.pad_mode)
+    if data is None:
+        # streamed: the splits' inputs are written once to a store on disk and each batch reads
+        # its rows (docs/datasets.md#streaming-training); weaver pads training inputs with
+        # "wrap", and only the BatchNorm statistics in training see it
+        train_data = split_store(params, "train", max_jets=tp.max_jets,
+                                 pad_mode=params.features.pad_mode, log=log if rank == 0 else None)
+        val_data = split_store(params, "val", log=log if rank == 0 else None)
+    else:
+        train_data, val_data = data
+        train_data = pad_inputs(train_data, params.features.pad_mode)
     if len(train_data) < tp.batch_size:
         # every epoch would skip its only, incomplete batch: the "trained" model = random init
         raise TrainingError(f"train.batch_size = {tp.batch_size} is larger than the training "

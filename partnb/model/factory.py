@@ -89,12 +89,11 @@ def load_trained(params, *, random_init: bool = False):
 
 
 def batch_tensors(inputs, idx, device="cpu"):
-    """(features, vectors, mask, label) tensors of the jets ``idx`` of a JetInputs."""
-    sel = torch.as_tensor(np.asarray(idx))
-    return (torch.as_tensor(inputs.features)[sel].to(device),
-            torch.as_tensor(inputs.vectors)[sel].to(device),
-            torch.as_tensor(inputs.mask)[sel].to(device),
-            torch.as_tensor(inputs.label)[sel].to(device))
+    """(features, vectors, mask, label) tensors of the jets ``idx`` of a JetInputs (or of a
+    :class:`~partnb.data.store.StoredInputs`, which reads just those rows from disk)."""
+    part = inputs.take(np.asarray(idx))
+    return (torch.from_numpy(part.features).to(device), torch.from_numpy(part.vectors).to(device),
+            torch.from_numpy(part.mask).to(device), torch.from_numpy(part.label).to(device))
 
 
 @torch.no_grad()
