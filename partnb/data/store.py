@@ -112,7 +112,7 @@ class StoredInputs:
         starts = np.concatenate([[0], breaks])
         stops = np.concatenate([breaks, [len(rows)]])
         fd = self._fd(name)
-        for a, b in zip(starts.tolist(), stops.tolist()):
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
             want = (b - a) * row_bytes
             data = os.pread(fd, want, offset + int(rows[a]) * row_bytes)
             if len(data) != want:
