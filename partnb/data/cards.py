@@ -278,6 +278,8 @@ def dataset_card_text(dataset: str, pythia_version: str | None = None, detector:
         lines.append(f"- Detector: {_DETECTOR_LINES[detector]}")
         differences = [d.replace("ours keeps every stable visible particle",
                                  "ours keeps every e-flow candidate")
+                       .replace("Both are particle level without detector simulation",
+                                "The real sample is particle level, ours is not")
                        for d in differences if d != _NO_DETECTOR[0]] + [
             "The detector is a parametrisation of the Delphes card, not Delphes: no pile-up, "
             "no vertexing or impact parameters, tracks keep their momenta in the particle-flow "
