@@ -5,10 +5,13 @@ For every class of the three generated datasets, on one core:
   truth matching + substructure), as jets/s and as Pythia events/s;
 - the bare Pythia rate: the same settings and seed, ``Pythia.next()`` alone, events/s.
 Their ratio (events/s of partnb over bare) is the cost of everything that is not Pythia.
-Then the parallel speed-up of ``generate`` with 2 workers over 1, and the rate of reading
-the generated ROOT files into padded feature arrays (``iterate_jets`` + ``build_inputs``).
+Then the parallel speed-up of ``generate`` with 2 workers over 1, the rate of reading
+the generated ROOT files into padded feature arrays (``iterate_jets`` + ``build_inputs``), and
+the cost of the detector emulation (``dataset.detector``): the same Pythia events processed at
+particle level and in each detector mode, side by side, with the detector step timed alone.
 
     python benchmarks/generate.py [--jets 200] [--out benchmarks/generate.json]
+    python benchmarks/generate.py --only detector [--detector-batches 10]
 """
 
 from __future__ import annotations
@@ -112,12 +115,86 @@ def read_rate(jets_per_class: int, total_jets: int = 200_000, step_size: int = 1
     return out
 
 
+def detector_cost(n_batches: int) -> dict:
+    """Per class: ``n_batches`` batches of Pythia events made once, then turned into jets at
+    particle level and in each detector mode (the same events). ``generation_s`` is Pythia
+    plus the particle-level batch processing (clustering, selection, truth matching; the
+    per-file substructure and writing are left out, so the ratio is an upper bound);
+    ``detector_step_s`` is :func:`apply_detector` alone on the batches' visible particles;
+    ``ratio`` = detector_step_s / generation_s (target <= 0.2)."""
+    from partnb.data.cards import DATASET_CARDS
+    from partnb.data.detector import DETECTOR_MODES, apply_detector
+    from partnb.data.generate import (
+        _EVENTS_PER_BATCH,
+        GenerationConfig,
+        _charges,
+        _flat_event_record,
+        _jets_from_batch,
+        _visible,
+        chunk_seed,
+        make_pythia,
+        plan_chunks,
+        pythia_settings,
+    )
+
+    rows = []
+    load_before = os.getloadavg()
+    for dataset, classes in (("jetclass", ("QCD", "Hbb", "Tbqq")), ("toplandscape", ("top", "QCD")),
+                             ("quarkgluon", ("quark", "gluon"))):
+        card = DATASET_CARDS[dataset]
+        for name in classes:
+            proc = card.processes[card.classes.index(name)]
+            config = GenerationConfig(dataset, jets_per_class=100, jets_per_file=100, seed=11,
+                                      classes=(name,))
+            pythia = make_pythia(pythia_settings(card, proc, 0, chunk_seed(config, plan_chunks(config)[0])))
+            t0 = time.perf_counter()
+            batches = [pythia.nextBatch(_EVENTS_PER_BATCH) for _ in range(n_batches)]
+            t_pythia = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            got = [_jets_from_batch(b, card, proc, pythia) for b in batches]
+            t_none = time.perf_counter() - t0
+            row = {"dataset": dataset, "class": name, "events": n_batches * _EVENTS_PER_BATCH,
+                   "pythia_s": round(t_pythia, 3), "particle_level_batches_s": round(t_none, 3),
+                   "generation_s": round(t_pythia + t_none, 3),
+                   "jets_none": sum(len(g["jet_pt"]) for g in got if g is not None)}
+            for mode in DETECTOR_MODES[1:]:
+                rng = np.random.default_rng(1)
+                t_step = 0.0
+                for b in batches:
+                    flat, counts = _flat_event_record(b.prt)
+                    visible = _visible(flat, card, proc)
+                    fin = {k: flat[k][visible] for k in ("px", "py", "pz", "e", "id")}
+                    fin_counts = np.bincount(np.repeat(np.arange(len(counts)), counts)[visible],
+                                             minlength=len(counts))
+                    t0 = time.perf_counter()
+                    apply_detector(mode, fin, fin_counts, _charges(fin["id"], pythia), rng)
+                    t_step += time.perf_counter() - t0
+                rng = np.random.default_rng(1)
+                t0 = time.perf_counter()
+                got = [_jets_from_batch(b, card, proc, pythia, mode, rng) for b in batches]
+                t_mode = time.perf_counter() - t0
+                row[mode] = {"detector_step_s": round(t_step, 3),
+                             "batches_with_detector_s": round(t_mode, 3),
+                             "jets": sum(len(g["jet_pt"]) for g in got if g is not None),
+                             "ratio": round(t_step / (t_pythia + t_none), 4)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    ratios = [r[m]["ratio"] for r in rows for m in DETECTOR_MODES[1:]]
+    return {"per_class": rows, "max_ratio": max(ratios), "median_ratio": float(np.median(ratios)),
+            "target_max_ratio": 0.2,
+            "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+            "note": "1-minute load average of the machine before and after; the cores were "
+                    "shared with other jobs, which slows every part alike"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jets", type=int, default=200, help="jets per class for the per-class rates")
     ap.add_argument("--parallel-jets", type=int, default=500,
                     help="jets per file in the 1-vs-2-worker comparison (8 files)")
-    ap.add_argument("--only", choices=("classes", "parallel", "read"), default=None,
+    ap.add_argument("--detector-batches", type=int, default=10,
+                    help="batches of 50 Pythia events per class in the detector comparison")
+    ap.add_argument("--only", choices=("classes", "parallel", "read", "detector"), default=None,
                     help="run one part and merge it into the existing JSON")
     ap.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
     args = ap.parse_args()
@@ -126,15 +203,20 @@ def main() -> None:
     torch.set_num_threads(1)
     path = Path(args.out)
     result = json.loads(path.read_text()) if args.only and path.exists() else {}
-    result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                         "python": platform.python_version()}
-    result["date"] = time.strftime("%Y-%m-%d")
+    machine = {"cpus": os.cpu_count(), "platform": platform.platform(),
+               "python": platform.python_version()}
+    if args.only != "detector":  # the detector part stamps its own date and machine
+        result["machine"], result["date"] = machine, time.strftime("%Y-%m-%d")
     if args.only in (None, "classes"):
         result["per_class_one_core"] = class_rates(args.jets)
     if args.only in (None, "parallel"):
         result["parallel"] = parallel_speedup(jets_per_file=args.parallel_jets, n_files=4)
     if args.only in (None, "read"):
         result["read_generated_root_to_padded_features"] = read_rate(2000)
+    if args.only in (None, "detector"):
+        result["detector_vs_particle_level"] = {
+            "date": time.strftime("%Y-%m-%d"), "machine": machine,
+            **detector_cost(args.detector_batches)}
     rows = result["per_class_one_core"]
     result["summary"] = {
         "min_ratio_to_bare": min(r["ratio_to_bare"] for r in rows),

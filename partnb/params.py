@@ -145,6 +145,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "jets_per_file": Field(INT, 1000, "generate: jets per output file (one chunk of work)",
                                _positive),
         "classes": Field(LIST, None, "generate: subset of classes (default: all)", nullable=True),
+        "detector": Field(STR, "none", "generate: detector response, none (particle level), "
+                          "cms-like (JetClass: Delphes CMS card, particle flow) or atlas-like (Top "
+                          "Landscape: Delphes ATLAS card, calorimeter towers); docs/detector.md",
+                          _one_of("none", "cms-like", "atlas-like")),
         "workers": Field(INT, 0, "generate: worker processes (0 = all cores)", _non_negative),
         "cache_dir": Field(STR, "data/generated", "where generated files are cached", path=True),
         "split": Field(LIST, [0.8, 0.1, 0.1], "train/val/test fractions of the jets", _split),

@@ -294,10 +294,11 @@ def _run_key(params) -> str:
 
 
 #: keys added after runs were committed, with the value those runs had: zero padding, random
-#: batches, torch RAdam's coupled weight decay, ParT's softmax attention and no attention penalty
+#: batches, torch RAdam's coupled weight decay, ParT's softmax attention, no attention penalty
+#: and particle-level generated jets
 _LEGACY_VALUES = {("features", "pad_mode"): "zero", ("train", "batching"): "plain",
                   ("train", "weight_decay_mode"): "coupled", ("model", "attention"): "softmax",
-                  ("train", "attention_penalty"): None}
+                  ("train", "attention_penalty"): None, ("dataset", "detector"): "none"}
 #: train keys that configure the sparsity monitor only
 _MONITOR_KEYS = ("monitor_jets", "monitor_as_coded")
 #: dataset keys that say where and how the data is read, not which data: the cache folder is

@@ -73,7 +73,7 @@ def dataset_files(params, *, generate: bool = True, progress: bool | None = None
         if missing:
             raise DataError(f"{missing[0]}: generated file missing ({len(missing)} of {len(files)}); "
                             f"run `partnb generate {params.source}` first")
-    return DatasetFiles(ds.name, config.class_names, files, "generate", dataset_card_text(ds.name))
+    return DatasetFiles(ds.name, config.class_names, files, "generate", dataset_card_text(ds.name, detector=ds.detector))
 
 
 def summarize(paths, *, format: str = "auto", step_size: int = 200_000) -> dict:

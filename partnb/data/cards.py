@@ -4,9 +4,10 @@ Each generated dataset mirrors one public dataset at particle level: Pythia 8 ha
 process + parton shower + hadronisation (+ multiple parton interactions where the real
 dataset had them), FastJet anti-kT with the real radius, the real kinematic selection and,
 for resonance classes, truth matching of the decay products to the jet as JetClass does.
-There is **no detector simulation** (JetClass and Top Landscape used Delphes; the
-quark-gluon sample is particle level like ours), so numbers are not expected to match the
-papers' to better than the effect of a detector.
+By default there is **no detector simulation** (JetClass and Top Landscape used Delphes;
+the quark-gluon sample is particle level like ours), so numbers are not expected to match
+the papers' to better than the effect of a detector; ``dataset.detector: cms-like`` or
+``atlas-like`` applies the parametrised response of :mod:`partnb.data.detector` instead.
 
 A :class:`ProcessCard` says everything that defines one class: the Pythia settings,
 which resonance must be matched to the jet, and how many jets an event may give.
@@ -227,8 +228,22 @@ DATASET_CARDS: dict[str, DatasetCard] = {
 }
 
 
-def dataset_card_text(dataset: str, pythia_version: str | None = None) -> str:
-    """The dataset card as Markdown: generator, tune, processes, cuts, labels, differences."""
+#: One line per detector mode for the dataset card (the particle-level card has none).
+_DETECTOR_LINES = {
+    "cms-like": "cms-like: parametrised response of the Delphes CMS card (partnb.data.detector, "
+    "docs/detector.md): tracking efficiency and pT resolution, ECAL/HCAL towers with the card's "
+    "segmentation, resolutions and thresholds; particle-flow candidates (tracks, photons from "
+    "the ECAL, neutral hadrons from the HCAL) are clustered",
+    "atlas-like": "atlas-like: parametrised response of the Delphes ATLAS card (partnb.data.detector, "
+    "docs/detector.md): tracking efficiency and pT resolution, ECAL/HCAL towers with the card's "
+    "segmentation, resolutions and thresholds; its e-flow objects (tracks, ECAL and HCAL "
+    "neutrals) are clustered",
+}
+
+
+def dataset_card_text(dataset: str, pythia_version: str | None = None, detector: str = "none") -> str:
+    """The dataset card as Markdown: generator, tune, processes, cuts, labels, differences;
+    with a ``detector`` other than ``none``, what the detector emulation does."""
     card = DATASET_CARDS[dataset]
     if pythia_version is None:
         try:
@@ -246,8 +261,9 @@ def dataset_card_text(dataset: str, pythia_version: str | None = None) -> str:
         f"pp at sqrt(s) = {card.sqrt_s_gev / 1000:g} TeV, multiple parton interactions "
         f"{'on' if card.mpi else 'off'}, hadronisation on, c*tau > 10 mm stable, "
         f"pTHat in [{card.pthat_min:g}, {card.pthat_max:g}] GeV",
-        f"- Jets: FastJet anti-kT R = {card.jet_radius:g}, E-scheme, on all stable visible "
-        "particles (neutrinos removed)",
+        f"- Jets: FastJet anti-kT R = {card.jet_radius:g}, E-scheme, on "
+        + ("all stable visible particles (neutrinos removed)" if detector == "none"
+           else "the detector-level candidates (below)"),
         f"- Selection: {card.pt_min:g} < pT < {card.pt_max:g} GeV, {eta} < {card.abs_eta_max:g}",
         f"- Labels: {card.label_convention}",
         "- Branches: JetClass layout (tree `tree`): part_px/py/pz/energy, part_deta = "
@@ -257,6 +273,17 @@ def dataset_card_text(dataset: str, pythia_version: str | None = None) -> str:
         "- Processes:",
     ]
     lines += [f"  - `{p.name}`: {p.description}" for p in card.processes]
+    differences = list(card.differences)
+    if detector != "none":
+        lines.append(f"- Detector: {_DETECTOR_LINES[detector]}")
+        differences = [d.replace("ours keeps every stable visible particle",
+                                 "ours keeps every e-flow candidate")
+                       .replace("Both are particle level without detector simulation",
+                                "The real sample is particle level, ours is not")
+                       for d in differences if d != _NO_DETECTOR[0]] + [
+            "The detector is a parametrisation of the Delphes card, not Delphes: no pile-up, "
+            "no vertexing or impact parameters, tracks keep their momenta in the particle-flow "
+            "combination."]
     lines.append("- Differences from the real dataset:")
-    lines += [f"  - {d}" for d in card.differences]
+    lines += [f"  - {d}" for d in differences]
     return "\n".join(lines)

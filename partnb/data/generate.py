@@ -34,7 +34,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import awkward as ak
@@ -42,6 +42,7 @@ import numpy as np
 
 from ..params import stable_hash
 from .cards import COMMON_SETTINGS, DATASET_CARDS, DatasetCard, ProcessCard
+from .detector import DETECTOR_MODEL_VERSION, DETECTOR_MODES, apply_detector, check_detector_mode
 from .io import DataError
 from .kinematics import pseudorapidity, rapidity, wrap_phi
 from .schema import JETCLASS_CLASSES, JETCLASS_LABEL_DTYPES
@@ -79,6 +80,9 @@ class GenerationConfig:
         jets_per_file: jets per file, the unit of work; part of the cache key.
         seed: master seed.
         classes: subset of the dataset's classes (None: all).
+        detector: ``none`` (particle level), ``cms-like`` or ``atlas-like``
+            (:mod:`partnb.data.detector`); enters the cache key unless ``none``, so the
+            particle-level data keeps the key it had before the option existed.
     """
 
     dataset: str
@@ -86,8 +90,10 @@ class GenerationConfig:
     jets_per_file: int = 1000
     seed: int = 42
     classes: tuple[str, ...] | None = None
+    detector: str = "none"
 
     def __post_init__(self):
+        check_detector_mode(self.detector)
         if self.dataset not in DATASET_CARDS:
             raise ValueError(f"unknown dataset {self.dataset!r}; one of {sorted(DATASET_CARDS)}")
         if self.jets_per_class <= 0 or self.jets_per_file <= 0:
@@ -110,7 +116,7 @@ class GenerationConfig:
         import pythia8mc
 
         card = self.card
-        return stable_hash({
+        settings = {
             "dataset": self.dataset,
             "jets_per_file": self.jets_per_file,
             "seed": self.seed,
@@ -118,7 +124,10 @@ class GenerationConfig:
             "pythia": getattr(pythia8mc, "__version__", _pythia_version()),
             "card": asdict(card),
             "common": COMMON_SETTINGS,
-        })
+        }
+        if self.detector != "none":  # particle level keeps the key it always had
+            settings["detector"] = {"mode": self.detector, "version": DETECTOR_MODEL_VERSION}
+        return stable_hash(settings)
 
     @classmethod
     def from_params(cls, params, jets_per_class: int | None = None) -> GenerationConfig:
@@ -129,6 +138,7 @@ class GenerationConfig:
             jets_per_file=min(ds.jets_per_file, jets_per_class or ds.jets_per_file),
             seed=params.seed,
             classes=tuple(ds.classes) if ds.classes else None,
+            detector=ds.detector,
         )
 
 
@@ -206,10 +216,25 @@ def missing_chunks(config: GenerationConfig, cache_dir: str | os.PathLike) -> li
 
 
 def chunk_seed(config: GenerationConfig, chunk: Chunk, cache_key: str | None = None) -> int:
-    """Pythia seed of a chunk: a pure function of the settings, class and chunk index."""
+    """Pythia seed of a chunk: a pure function of the settings, class and chunk index.
+
+    The detector is left out: every mode generates the same events (the particle-level
+    chunk's seed), so the modes can be compared event by event; the detector's own random
+    numbers come from :func:`detector_rng`."""
+    if config.detector != "none":
+        cache_key = replace(config, detector="none").cache_key()
     key = cache_key or config.cache_key()
     h = stable_hash([key, chunk.class_name, chunk.index], length=15)
     return int(h, 16) % 900_000_000 + 1  # Pythia accepts 1 ... 900 000 000
+
+
+def detector_rng(config: GenerationConfig, seed: int) -> np.random.Generator | None:
+    """The detector's random generator of a chunk whose Pythia seed is ``seed``: a pure
+    function of the chunk (the same whatever the number of workers) and of the mode; None
+    at particle level, which draws nothing."""
+    if config.detector == "none":
+        return None
+    return np.random.default_rng([seed, DETECTOR_MODES.index(config.detector)])
 
 
 @contextlib.contextmanager
@@ -471,10 +496,12 @@ def _jet_branches(kj: dict[str, np.ndarray], part: dict[str, np.ndarray], n_cons
     }
 
 
-def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dict[str, np.ndarray] | None:
+def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia, detector: str = "none",
+                     rng: np.random.Generator | None = None) -> dict[str, np.ndarray] | None:
     """The selected, truth-matched jets of a batch of events as JetClass branches (None when
-    no jet is kept), in named steps: visibility, clustering, jet kinematics and ranking,
-    the pT/acceptance window, truth matching, constituents, branches."""
+    no jet is kept), in named steps: visibility, the detector response (none at particle
+    level), clustering, jet kinematics and ranking, the pT/acceptance window, truth matching,
+    constituents, branches."""
     prt = batch.prt
     n_events = len(prt)
     if n_events == 0:
@@ -484,6 +511,8 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia) -> dic
     event_of_particle = np.repeat(np.arange(n_events), counts)
     fin_counts = np.bincount(event_of_particle[visible], minlength=n_events)
     fin = {k: flat[k][visible] for k in ("px", "py", "pz", "e", "id")}
+    if detector != "none":
+        fin, fin_counts = apply_detector(detector, fin, fin_counts, _charges(fin["id"], pythia), rng)
     jets, cons = _cluster(fin, fin_counts, card)
     n_per_event = ak.to_numpy(ak.num(jets))
     if n_per_event.sum() == 0:
@@ -592,12 +621,13 @@ def generate_chunk(config: GenerationConfig, chunk: Chunk, cache_key: str | None
     seed = chunk_seed(config, chunk, cache_key)
     t0 = time.perf_counter()
     pythia = make_pythia(pythia_settings(card, proc, chunk.index, seed))
+    rng = detector_rng(config, seed)
     pieces: list[dict] = []
     n_jets = n_events = empty = 0
     while n_jets < chunk.n_jets:
         batch = pythia.nextBatch(_EVENTS_PER_BATCH)
         n_events += len(batch)
-        got = _jets_from_batch(batch, card, proc, pythia)
+        got = _jets_from_batch(batch, card, proc, pythia, config.detector, rng)
         if got is None:
             empty += 1
             if empty > _MAX_EMPTY_BATCHES and n_jets == 0:
@@ -897,10 +927,11 @@ def _write_manifest(config, out_dir: Path, chunks, stats, elapsed, workers, engi
     manifest = {
         "dataset": config.dataset, "seed": config.seed, "jets_per_file": config.jets_per_file,
         "cache_key": config.cache_key(), "generator_version": GENERATOR_VERSION,
+        "detector": config.detector,
         "pythia8mc": _pythia_version(),
         "classes": list(config.card.classes),
         "files": sorted({*previous.get("files", []), *(c.filename for c in chunks)}),
-        "card": dataset_card_text(config.dataset),
+        "card": dataset_card_text(config.dataset, detector=config.detector),
         "runs": runs,
     }
     tmp = manifest_path.with_name(f"manifest.json.tmp-{os.getpid()}")
