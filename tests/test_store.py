@@ -159,3 +159,26 @@ def test_streamed_training_equals_in_memory_training(tmp_path, toplandscape_samp
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
     assert streamed.log[-1]["val_loss"] == memory.log[-1]["val_loss"]
     assert (a_dir / "data" / "generated" / "inputs").is_dir()
+
+
+def test_subsets_are_drawn_from_labels_and_equal_the_whole_split_cut(tmp_path, toplandscape_sample):
+    """load_split(max_jets) and analysis_inputs build only the jets they keep, and keep the
+    jets that cutting the whole split would keep (bit for bit)."""
+    from partnb.analysis.stream import analysis_inputs
+    from partnb.data.sample import split_labels
+
+    _, files = toplandscape_sample
+    params = _params(tmp_path, files)
+    whole = load_split(params, "train")
+    np.testing.assert_array_equal(split_labels(params, "train"), whole.label)
+    keep = np.sort(np.random.default_rng(params.seed).permutation(len(whole))[:77])
+    _assert_same(load_split(params, "train", max_jets=77), whole.take(keep))
+    test = load_split(params, "test")
+    only = np.flatnonzero(test.label == 1)
+    pick = np.sort(np.random.default_rng(params.seed).permutation(len(only))[:13])
+    from partnb.data.schema import DATASETS
+    cls = DATASETS["toplandscape"].classes[1]
+    _assert_same(analysis_inputs(params, n_jets=13, classes=[cls]), test.take(only[pick]))
+    _assert_same(analysis_inputs(params, n_jets=None), test)
+    with pytest.raises(ValueError, match="sorted positions"):
+        load_split(params, "test", index=[3, 1])

@@ -102,25 +102,26 @@ def analysis_inputs(params, *, n_jets: int | None = None, classes: Sequence[str]
         AnalysisError: a requested class is not a class of the dataset, or the split holds
             no jet of it (naming the class and what the split holds).
     """
-    from partnb.data.sample import load_split
+    from partnb.data.sample import load_split, split_labels, subset_index
     from partnb.data.schema import DATASETS
 
     n_jets = params.analysis.n_jets if n_jets is None else n_jets
     all_classes = list(DATASETS[params.dataset.name].classes)
-    inputs = load_split(params, split, progress=progress)
+    # the subset is drawn from the labels alone, so only its jets are read into inputs
+    labels = split_labels(params, split)
+    positions = np.arange(len(labels))
     if classes:
         wanted = class_indices(all_classes, classes)
-        keep = np.flatnonzero(np.isin(inputs.label, wanted))
-        if not len(keep):
-            present = sorted({all_classes[i] for i in np.unique(inputs.label) if i >= 0})
+        positions = np.flatnonzero(np.isin(labels, wanted))
+        if not len(positions):
+            present = sorted({all_classes[i] for i in np.unique(labels) if i >= 0})
             raise AnalysisError(
                 f"the {split} split of {params.source} holds no {'/'.join(classes)} jets "
                 f"(classes present: {', '.join(present)})")
-        inputs = inputs.take(keep)
-    if n_jets is not None and len(inputs) > n_jets:
-        keep = np.sort(np.random.default_rng(params.seed).permutation(len(inputs))[:n_jets])
-        inputs = inputs.take(keep)
-    return inputs
+    keep = subset_index(len(positions), n_jets, params.seed)
+    if keep is not None:
+        positions = positions[keep]
+    return load_split(params, split, progress=progress, index=positions)
 
 
 def class_indices(all_classes: Sequence[str], names: Iterable[str]) -> list[int]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .io import DataError
 
-__all__ = ["split_chunks", "SPLITS", "split_slice", "split_indices", "file_labels", "split_sizes", "load_split",
+__all__ = ["split_chunks", "split_labels", "subset_index", "SPLITS", "split_slice", "split_indices", "file_labels", "split_sizes", "load_split",
            "batch_indices", "BATCHINGS"]
 
 SPLITS = ("train", "val", "test")
@@ -87,61 +87,99 @@ def split_sizes(params) -> dict[str, int]:
     return sizes
 
 
-def split_chunks(params, split: str, branches, *, files=None, progress=False):
+def _split_sources(params, split: str, files=None, progress=False):
+    """(files, fractions) of a split: the params' files cut at ``dataset.split``, or whole
+    files (``dataset.test_files`` for the test split, or ``files`` given)."""
+    from . import dataset_files
+
+    if split not in SPLITS:
+        raise ValueError(f"split = {split!r}: must be one of {', '.join(SPLITS)}")
+    if files is not None:
+        return list(files), None
+    if split == "test" and params.dataset.test_files:
+        return list(params.dataset.test_files), None
+    return list(dataset_files(params, progress=progress).files), params.dataset.split
+
+
+def split_labels(params, split: str, *, files=None) -> np.ndarray:
+    """Class index of every jet of one split, in the order of :func:`split_chunks` (only the
+    label column is read): what a subset is drawn from before any jet is built."""
+    sources, fractions = _split_sources(params, split, files)
+    parts = []
+    for f in sources:
+        labels = file_labels(f)
+        parts.append(labels if fractions is None else labels[split_indices(labels, fractions, split)])
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def split_chunks(params, split: str, branches, *, files=None, progress=False, index=None):
     """The jets of one split as awkward chunks of ``branches``, in the file and jet order of
     :func:`load_split` (every consumer of a split reads it through here).
 
     With ``dataset.test_files`` given, ``split="test"`` reads those files whole; ``files``
-    given reads those whole."""
-    from . import dataset_files
+    given reads those whole. ``index`` (sorted positions in the split) keeps only those jets:
+    chunks are cut to them as they are read, so nothing else is built or held."""
     from .io import iterate_jets
 
-    if split not in SPLITS:
-        raise ValueError(f"split = {split!r}: must be one of {', '.join(SPLITS)}")
-    if files is None:
-        if split == "test" and params.dataset.test_files:
-            files, fractions = list(params.dataset.test_files), None
-        else:
-            files, fractions = list(dataset_files(params, progress=progress).files), params.dataset.split
-    else:
-        fractions = None
-    for f in files:
+    sources, fractions = _split_sources(params, split, files, progress)
+    if index is not None:
+        index = np.asarray(index, dtype=np.int64)
+        if len(index) > 1 and np.any(np.diff(index) <= 0):
+            raise ValueError("index must be sorted positions without repeats")
+    pos = 0  # position in the split of the next jet read
+    for f in sources:
         keep = None if fractions is None else split_indices(file_labels(f), fractions, split)
         n_read = 0
         for chunk in iterate_jets([f], branches=list(branches), step_size=50_000):
             lo, hi = n_read, n_read + len(chunk)
             n_read = hi
-            if keep is not None:
-                local = keep[(keep >= lo) & (keep < hi)] - lo
+            local = None if keep is None else keep[(keep >= lo) & (keep < hi)] - lo
+            n_split = len(chunk) if local is None else len(local)
+            if index is not None:
+                wanted = index[(index >= pos) & (index < pos + n_split)] - pos
+                local = wanted if local is None else local[wanted]
+            pos += n_split
+            if local is not None:
                 if not len(local):
                     continue
                 chunk = chunk[local]
             yield chunk
 
 
-def load_split(params, split: str, *, max_jets: int | None = None, files=None, progress=False):
+def subset_index(n: int, max_jets: int | None, seed: int) -> np.ndarray | None:
+    """The seeded subset of ``max_jets`` of ``n`` jets (sorted positions) that
+    :func:`load_split` and the input stores keep; None when all are kept."""
+    if max_jets is None or n <= max_jets:
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(n)[:max_jets])
+
+
+def load_split(params, split: str, *, max_jets: int | None = None, files=None, progress=False,
+               index=None):
     """Model inputs of one split in memory (CPU scale), as :class:`JetInputs`.
 
     With ``dataset.test_files`` given, ``split="test"`` reads those files whole. ``max_jets``
-    keeps a seeded random subset (``params.seed``) in file order.
+    keeps a seeded random subset (``params.seed``) in file order; ``index`` (sorted positions
+    in the split) keeps those jets. Either way the subset is drawn from the labels first and
+    only its jets are built into inputs.
 
     Raises:
-        DataError: the split holds no jets (naming the split and the params file).
+        DataError: the split (or the subset) holds no jets (naming the split and the params file).
     """
     from .features import JetInputs, build_inputs, required_branches
 
+    if max_jets is not None:
+        if index is not None:
+            raise ValueError("give max_jets or index, not both")
+        index = subset_index(len(split_labels(params, split, files=files)), max_jets, params.seed)
     fs = params.features.set
     parts = [build_inputs(chunk, fs, max_particles=params.features.max_particles,
                           clip=params.features.clip)
              for chunk in split_chunks(params, split, required_branches(fs), files=files,
-                                       progress=progress)]
+                                       progress=progress, index=index)]
     if not parts:
         raise DataError(f"split {split!r} of {params.source} holds no jets")
-    out = JetInputs.concat(parts)
-    if max_jets is not None and len(out) > max_jets:
-        keep = np.sort(np.random.default_rng(params.seed).permutation(len(out))[:max_jets])
-        out = out.take(keep)
-    return out
+    return JetInputs.concat(parts)
 
 
 def batch_indices(n_particles, batch_size: int, *, batching: str = "plain", seed: int | None = None,

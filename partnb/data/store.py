@@ -223,30 +223,22 @@ class _ArrayWriter:
 def _build(params, split: str, max_jets: int | None, pad_mode: str, tmp: Path, progress: bool) -> None:
     from .features import build_inputs, required_branches
     from .padding import PAD_MODES
-    from .sample import split_chunks, split_sizes
+    from .sample import split_chunks, split_labels, subset_index
 
     if pad_mode not in PAD_MODES:
         raise ValueError(f"unknown pad mode {pad_mode!r}; choose from {', '.join(PAD_MODES)}")
     fs, f = params.features.set, params.features
-    n_split = split_sizes(params)[split]
+    n_split = len(split_labels(params, split))
     if n_split == 0:
         raise DataError(f"split {split!r} of {params.source} holds no jets")
-    keep = None
-    if max_jets is not None and n_split > max_jets:  # the subset of load_split, in file order
-        keep = np.sort(np.random.default_rng(params.seed).permutation(n_split)[:max_jets])
+    keep = subset_index(n_split, max_jets, params.seed)  # the subset of load_split, in file order
     n_rows = n_split if keep is None else len(keep)
     tmp.mkdir(parents=True)
     writers = {name: _ArrayWriter(tmp / f"{name}.npy", n_rows) for name in _ARRAYS}
-    pos, names = 0, ()
+    names = ()
     try:
-        for chunk in split_chunks(params, split, required_branches(fs), progress=progress):
+        for chunk in split_chunks(params, split, required_branches(fs), progress=progress, index=keep):
             inputs = build_inputs(chunk, fs, max_particles=f.max_particles, clip=f.clip)
-            if keep is not None:
-                local = keep[(keep >= pos) & (keep < pos + len(inputs))] - pos
-                pos += len(inputs)
-                if not len(local):
-                    continue
-                inputs = inputs.take(local)
             names = inputs.feature_names
             for name in _ARRAYS:
                 writers[name].append(getattr(inputs, name))
