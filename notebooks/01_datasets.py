@@ -1,13 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
-#     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: partnb
 #     language: python
@@ -34,9 +30,10 @@
 
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"
-jets_per_class = None  # override dataset.jets_per_class (None: the params' value)
-max_jets_per_class = 5000  # jets per class entering the histograms
+jets_per_class = None  # refused unless None: set dataset.jets_per_class in the params file (02-07 read it too)
+max_jets_per_class = None  # jets per class entering the histograms; None: notebook.max_jets_per_class (5000)
 progress = True
+threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 from IPython.display import Markdown, display
@@ -44,10 +41,12 @@ from IPython.display import Markdown, display
 from partnb import plots
 from partnb.analysis import datasets as dists
 from partnb.data import dataset_files, summarize
+from partnb.notebook import setup
 from partnb.outputs import figure_dir, save_figure, save_json, save_table
-from partnb.params import load_params
 
-params = load_params(params_file, {"analysis.progress": progress})
+params = setup(params_file, progress=progress, threads=threads, jets_per_class=jets_per_class,
+               max_jets_per_class=max_jets_per_class)
+max_jets_per_class = params.notebook.max_jets_per_class
 out = figure_dir(params)
 plots.use_style()
 
@@ -57,7 +56,7 @@ plots.use_style()
 # the real dataset.
 
 # %%
-data = dataset_files(params, jets_per_class=jets_per_class)
+data = dataset_files(params)
 display(Markdown(data.card))
 
 # %% [markdown]

@@ -30,6 +30,7 @@
 params_file = "../params/jetclass.yaml"
 train_if_missing = True  # train now when no checkpoint exists (else fail)
 progress = True
+threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 import csv
@@ -44,12 +45,11 @@ from partnb.data import dataset_files
 from partnb.data.sample import load_split, split_sizes
 from partnb.metrics import evaluate, softmax
 from partnb.model.factory import final_checkpoint, predict
-from partnb.notebook import trained_model
+from partnb.notebook import setup, trained_model
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
-from partnb.params import load_params
 from partnb.reference import PART_PUBLISHED
 
-params = load_params(params_file, {"analysis.progress": progress})
+params = setup(params_file, progress=progress, threads=threads, train_if_missing=train_if_missing)
 out = figure_dir(params)
 plots.use_style()
 data = dataset_files(params)

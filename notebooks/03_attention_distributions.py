@@ -38,8 +38,9 @@
 params_file = "../params/jetclass.yaml"
 progress = True
 n_jets = None  # None: analysis.n_jets of the params
-heatmap_head = 1  # head of the last particle block shown in the heat maps
-jackknife_groups = 20  # jet groups for the statistical errors
+heatmap_head = None  # head of the last particle block in the heat maps; None: analysis.heatmap_head (1)
+jackknife_groups = None  # jet groups for the statistical errors; None: analysis.jackknife_groups (20)
+threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 from IPython.display import Markdown, display
@@ -48,12 +49,12 @@ from partnb import plots
 from partnb.analysis import sparsity
 from partnb.analysis.stream import analysis_inputs
 from partnb.data.schema import DATASETS
-from partnb.notebook import trained_model
+from partnb.notebook import setup, trained_model
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_table
-from partnb.params import load_params
 from partnb.plots import attention as attention_plots
 
-params = load_params(params_file, {"analysis.progress": progress, "analysis.n_jets": n_jets})
+params = setup(params_file, progress=progress, n_jets=n_jets, threads=threads,
+               heatmap_head=heatmap_head, jackknife_groups=jackknife_groups)
 out = figure_dir(params)
 plots.use_style()
 classes = DATASETS[params.dataset.name].classes
@@ -70,7 +71,7 @@ inputs = analysis_inputs(params, progress=progress)
 models = {"trained": trained_model(params, train_if_missing=False),
           "random_init": trained_model(params, random_init=True, train_if_missing=False)}
 acc = {name: sparsity.attention_sparsity(m, inputs, classes, batch_size=params.analysis.batch_size,
-                                         groups=jackknife_groups, progress=progress, desc=name)
+                                         groups=params.analysis.jackknife_groups, progress=progress, desc=name)
        for name, m in models.items()}
 print(f"{len(inputs)} jets, mean n = {inputs.n_particles.mean():.1f} of P = {inputs.mask.shape[-1]}")
 
@@ -140,7 +141,7 @@ save_figure(attention_plots.binary_fractions_per_class(per_class, title=params.n
 jet = sparsity.heatmap_jet(inputs, list(classes).index(sparsity.HEATMAP_CLASS[params.dataset.name]))
 for name, m in models.items():
     maps = sparsity.attention_heatmaps(m, inputs, jet)
-    head = heatmap_head % maps["correct"].shape[0]
+    head = params.analysis.heatmap_head
     last = len(m.blocks) - 1
     save_table(sparsity.heatmap_rows(maps, head, model=name, jet=jet, layer=last), out, f"03_heatmap_{name}")
     title = (f"{sparsity.HEATMAP_CLASS[params.dataset.name]} Attention Heat Map ({name}): "

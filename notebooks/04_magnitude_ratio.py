@@ -38,7 +38,8 @@
 params_file = "../params/jetclass.yaml"
 progress = True
 n_jets = None  # None: analysis.n_jets of the params
-jackknife_groups = 20  # jet groups (correct) or batch groups (as coded) for the errors
+jackknife_groups = None  # jet groups (correct) or batch groups (as coded) for the errors; None: analysis.jackknife_groups (20)
+threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 from IPython.display import Markdown, display
@@ -46,12 +47,12 @@ from IPython.display import Markdown, display
 from partnb import plots
 from partnb.analysis import magnitude
 from partnb.analysis.stream import analysis_inputs
-from partnb.notebook import trained_model
+from partnb.notebook import setup, trained_model
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_table
-from partnb.params import load_params
 from partnb.plots import attention as attention_plots
 
-params = load_params(params_file, {"analysis.progress": progress, "analysis.n_jets": n_jets})
+params = setup(params_file, progress=progress, n_jets=n_jets, threads=threads,
+               jackknife_groups=jackknife_groups)
 out = figure_dir(params)
 plots.use_style()
 
@@ -65,7 +66,7 @@ inputs = analysis_inputs(params, progress=progress)
 models = {"trained": trained_model(params, train_if_missing=False),
           "random_init": trained_model(params, random_init=True, train_if_missing=False)}
 acc = {name: magnitude.magnitude_ratio(m, inputs, batch_size=params.analysis.batch_size,
-                                       groups=jackknife_groups, progress=progress, desc=name)
+                                       groups=params.analysis.jackknife_groups, progress=progress, desc=name)
        for name, m in models.items()}
 print(f"{len(inputs)} jets, mean n = {inputs.n_particles.mean():.1f} of P = {inputs.mask.shape[-1]}")
 

@@ -31,22 +31,23 @@
 # %% tags=["parameters"]
 params_file = "../params/jetclass.yaml"
 n_jets = None  # jets per jet type; None: analysis.n_jets of the params (capped by the test split)
-graph_jet = 0  # draw the k-th jet of each type with at least N particles (and a lepton for Tbl)
-min_alpha = 0.02  # lines with min-max-normalised weight below this are not drawn (the JSON holds all)
+graph_jet = None  # draw the k-th jet of each type with at least N particles (and a lepton for Tbl); None: notebook.graph_jet (0)
+min_alpha = None  # lines with min-max-normalised weight below this are not drawn (the JSON holds all); None: notebook.min_alpha (0.02)
 train_if_missing = True  # train now when no checkpoint exists (else fail)
 progress = True
+threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 import pandas as pd
 from IPython.display import display
 
 from partnb.analysis import substructure
-from partnb.notebook import trained_model
+from partnb.notebook import setup, trained_model
 from partnb.outputs import figure_dir, save_figure, save_json, save_table
-from partnb.params import load_params
 from partnb.plots import graphs, use_style
 
-params = load_params(params_file, {"analysis.progress": progress})
+params = setup(params_file, progress=progress, n_jets=n_jets, threads=threads, graph_jet=graph_jet,
+               min_alpha=min_alpha, train_if_missing=train_if_missing)
 out = figure_dir(params)
 use_style()
 plan = substructure.substructure_plan(params.dataset.name)
@@ -64,7 +65,7 @@ for note in plan.notes:
 # %%
 models = {"trained": trained_model(params, train_if_missing=train_if_missing, progress=progress),
           "random_init": trained_model(params, train_if_missing=train_if_missing, random_init=True)}
-results = [substructure.analyse_jet_type(params, jet_type, models, n_jets=n_jets, graph_jet=graph_jet,
+results = [substructure.analyse_jet_type(params, jet_type, models, n_jets=params.analysis.n_jets, graph_jet=params.notebook.graph_jet,
                                          progress=progress) for jet_type in plan.jet_types]
 finding = substructure.subjet_finding_rows(results)
 save_table(finding, out, "05_subjet_finding")
@@ -88,7 +89,7 @@ for r in results:
     for variant, suffix in (("W", ""), ("softmax_A", "_tlg")):
         save_json(substructure.graph_weight_maps(r.graph, variant), out, stem + suffix)
         fig = graphs.eta_phi_attention_grid(r.graph, variant, jet_label=r.jet_type.label,
-                                            min_alpha=min_alpha)
+                                            min_alpha=params.notebook.min_alpha)
         save_figure(fig, out, stem + suffix, dpi=100)
     print(f"{r.jet_type.label}: jet {r.graph.position} of {r.n_jets}, n = {r.graph.n}; {r.pid_note}")
 

@@ -36,12 +36,11 @@ params_file = "../params/jetclass.yaml"
 progress = True
 n_jets = None  # None means analysis.n_jets of the params
 train_plain_if_missing = True  # train ParT-plain now when its checkpoint is missing (else skip its row)
-compare_float64 = True  # rerun the interaction metrics with float64 pair features (docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise)
-threads = 1  # torch threads, 1 avoids oversubscribing a shared 2-core machine, 0 keeps the torch default
+compare_float64 = None  # rerun the interaction metrics with float64 pair features (docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise); None: notebook.compare_float64 (true)
+threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
 from partnb import reference
@@ -50,15 +49,13 @@ from partnb.analysis.stream import analysis_inputs
 from partnb.analysis.u_structure import RowVariation, UStructure
 from partnb.model import CheckpointError
 from partnb.model.factory import plain_params
-from partnb.notebook import trained_model, trains_plain
+from partnb.notebook import setup, trained_model, trains_plain
 from partnb.outputs import figure_dir, save_figure, save_json, save_table
-from partnb.params import load_params
 from partnb.plots import ablation as ablation_plots
 from partnb.plots import use_style
 
-params = load_params(params_file, {"analysis.progress": progress})
-if threads:
-    torch.set_num_threads(threads)
+params = setup(params_file, progress=progress, n_jets=n_jets, threads=threads,
+               compare_float64=compare_float64, train_plain_if_missing=train_plain_if_missing)
 out = figure_dir(params)
 use_style()
 dataset = params.dataset.name
@@ -77,7 +74,7 @@ try:
 except CheckpointError as error:
     plain_model = None
     print(f"ParT-plain row skipped: {error}")
-inputs = analysis_inputs(params, n_jets=n_jets)
+inputs = analysis_inputs(params)
 print(f"{len(inputs)} test jets of {params.name}, batch size {params.analysis.batch_size}")
 
 # %% [markdown]
@@ -116,7 +113,7 @@ display(Markdown(f"**{verdict['verdict']}** — {verdict['sentence']}"))
 # %%
 u_structure, row_variation = UStructure(), RowVariation()
 trained_metrics = interaction.interaction_metrics(
-    model, inputs, batch_size=params.analysis.batch_size, compare_float64=compare_float64,
+    model, inputs, batch_size=params.analysis.batch_size, compare_float64=params.notebook.compare_float64,
     consumers=[u_structure, row_variation], progress=progress)
 random_metrics = interaction.interaction_metrics(
     random_model, inputs, batch_size=params.analysis.batch_size, compare_float64=False,

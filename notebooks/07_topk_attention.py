@@ -30,9 +30,9 @@
 params_file = "../params/jetclass.yaml"
 progress = True
 n_jets = None  # None means analysis.n_jets of the params
-k_values = [1, 2, 3, 4, 6, 10, 20, 30, "all"]  # "all" means no restriction (the paper used 128)
-restrict_class_blocks = False  # also restrict the class-attention blocks (not stated in the paper)
-threads = 1  # torch threads, 1 avoids oversubscribing a shared 2-core machine, 0 keeps the torch default
+k_values = None  # "all" means no restriction (the paper used 128); None: notebook.k_values (1, 2, 3, 4, 6, 10, 20, 30, "all")
+restrict_class_blocks = None  # also restrict the class-attention blocks (not stated in the paper); None: notebook.restrict_class_blocks (false)
+threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 import pandas as pd
@@ -40,16 +40,15 @@ import torch
 
 from partnb.analysis import topk
 from partnb.analysis.stream import analysis_inputs
-from partnb.notebook import trained_model
+from partnb.notebook import setup, trained_model
 from partnb.outputs import figure_dir, save_figure, save_table
-from partnb.params import load_params
 from partnb.plots import ablation as ablation_plots
 from partnb.plots import use_style
 from partnb.reference import TOPK_PUBLISHED
 
-params = load_params(params_file, {"analysis.progress": progress})
-if threads:
-    torch.set_num_threads(threads)
+params = setup(params_file, progress=progress, n_jets=n_jets, threads=threads, k_values=k_values,
+               restrict_class_blocks=restrict_class_blocks)
+k_values, restrict_class_blocks = params.notebook.k_values, params.notebook.restrict_class_blocks
 out = figure_dir(params)
 use_style()
 dataset = params.dataset.name
@@ -61,7 +60,7 @@ dataset = params.dataset.name
 
 # %%
 model = trained_model(params, train_if_missing=False)
-inputs = analysis_inputs(params, n_jets=n_jets)
+inputs = analysis_inputs(params)
 print(f"{len(inputs)} test jets of {params.name}; {torch.get_num_threads()} torch threads")
 
 # %% [markdown]

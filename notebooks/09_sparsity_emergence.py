@@ -38,6 +38,7 @@ params_file = "../params/jetclass.yaml"
 emergence_params = ""  # params of the run to show ("": params/study/<name>_emergence.yaml, else params_file)
 train_if_missing = False  # train that run now if its monitor log is missing (hours; resumable)
 progress = True
+threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 import json
@@ -50,14 +51,14 @@ from partnb.analysis import emergence
 from partnb.analysis.stream import stream_attention
 from partnb.data.sample import load_split
 from partnb.model.factory import load_trained
-from partnb.notebook import trained_model
+from partnb.notebook import setup, trained_model
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.plots.emergence import runs_compared, sparsity_over_training
 from partnb.study import load_study, point_status
 from partnb.train import train
 
-params = load_params(params_file, {"analysis.progress": progress})
+params = setup(params_file, progress=progress, threads=threads, train_if_missing=train_if_missing)
 out = figure_dir(params)
 plots.use_style()
 run_file = Path(emergence_params) if emergence_params else (emergence.emergence_params_file(params)

@@ -33,6 +33,7 @@
 params_file = "../params/jetclass.yaml"
 study_file = ""  # "": params/study/<name>_grid.yaml if it exists
 progress = True
+threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 from pathlib import Path
@@ -42,12 +43,13 @@ from IPython.display import Markdown, display
 from partnb import plots
 from partnb.analysis import emergence, scaling
 from partnb.data.schema import DATASETS
+from partnb.notebook import setup
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.params import load_params
 from partnb.plots.emergence import extrapolation_plot, knob_panels
 from partnb.study import STUDY_METRICS, load_study, point_status, study_rows
 
-params = load_params(params_file, {"analysis.progress": progress})
+params = setup(params_file, progress=progress, threads=threads)
 out = figure_dir(params)
 plots.use_style()
 dataset = params.dataset.name

@@ -42,35 +42,32 @@ params_file = "../params/jetclass.yaml"
 progress = True
 n_jets = None  # jets per signal-background pair; None means analysis.n_jets. Half of it per class, capped by the test split
 train_if_missing = True  # train the params' model now when its checkpoint is missing (else fail)
-threads = 1  # torch and classifier threads; 1 avoids oversubscribing a shared 2-core machine, 0 keeps the defaults
+threads = None  # torch and classifier threads; None: analysis.threads of the params (0: all cores)
 
 # %%
 import time
 
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
 from partnb.analysis import attention_features as af
 from partnb.analysis.stream import stream_attention
 from partnb.analysis.substructure import PID_CODES, particle_types
 from partnb.data.schema import DATASETS
-from partnb.notebook import trained_model
+from partnb.notebook import setup, trained_model
 from partnb.outputs import figure_dir, save_figure, save_json, save_table
-from partnb.params import load_params
 from partnb.plots import signal as signal_plots
 from partnb.plots import use_style
 
-params = load_params(params_file, {"analysis.progress": progress})
-if threads:
-    torch.set_num_threads(threads)
+params = setup(params_file, progress=progress, n_jets=n_jets, threads=threads,
+               train_if_missing=train_if_missing)
 out = figure_dir(params)
 use_style()
 classes = list(DATASETS[params.dataset.name].classes)
 tasks = af.signal_tasks(params.dataset.name)
 background = tasks[0][1]
-per_class = (params.analysis.n_jets if n_jets is None else n_jets) // 2
+per_class = params.analysis.n_jets // 2
 print("tasks:", ", ".join(f"{s} vs {b}" for s, b in tasks))
 
 # %% [markdown]
@@ -153,7 +150,7 @@ matrices = af.input_matrices(tables["trained"], tables["random_init"], kinematic
 t0 = time.perf_counter()
 scores = np.column_stack([tables["trained"][f"score_{c}"] for c in classes])  # the tagger's softmax
 results = [af.classify_task(matrices, inputs.label, scores, classes, s, b, seed=params.seed,
-                            threads=threads or None)
+                            threads=params.analysis.threads or None)
            for s, b in tasks]
 auc_rows = af.classifier_rows(results)
 save_table(auc_rows, out, "13_classifier_auc")

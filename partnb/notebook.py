@@ -4,7 +4,79 @@
 
 from __future__ import annotations
 
-__all__ = ["needs_training", "seeded_model", "trained_model", "trains_plain"]
+__all__ = ["needs_training", "seeded_model", "setup", "trained_model", "trains_plain"]
+
+#: notebook parameters that are not read from a section of their own name
+_ALIASES = {"n_jets": "analysis.n_jets", "progress": "analysis.progress"}
+#: notebook parameters that would make a notebook disagree with the others of its run
+_REFUSED = {
+    "jets_per_class": "set dataset.jets_per_class in the params file instead: a notebook "
+                      "override makes a sample (another cache folder) that only this notebook "
+                      "sees, while the other notebooks of the run read the params' one",
+}
+#: notebook parameters that steer the notebook itself (train now or not), not an analysis
+_RUN_FLAGS = ("train_if_missing", "train_plain_if_missing")
+
+
+def _parameter_key(name: str) -> str | None:
+    from .params import SCHEMA
+
+    if name in _ALIASES:
+        return _ALIASES[name]
+    for section in ("analysis", "notebook"):
+        if name in SCHEMA[section]:
+            return f"{section}.{name}"
+    return None
+
+
+def setup(params_file, **parameters):
+    """The params of a notebook run: ``params_file`` loaded and validated with the notebook's
+    parameters as overrides, so a parameter behaves the same in every notebook and a bad one
+    is one clear message before any work (docs/design.md#notebook-parameters).
+
+    A parameter overrides the params key of its name in ``analysis`` or ``notebook`` (and
+    ``n_jets`` / ``progress`` the keys ``analysis.n_jets`` / ``analysis.progress``); ``None``
+    keeps the params' value. ``train_if_missing`` and ``train_plain_if_missing`` must be
+    true or false. ``analysis.threads`` (when not 0) sets torch's thread count.
+
+    Raises:
+        ParamsError: an unknown parameter (with the nearest valid name), a refused one
+            (``jets_per_class``: a notebook would see a sample the others do not), or an
+            invalid value (naming the parameter and the params key).
+    """
+    import difflib
+
+    from .params import SCHEMA, ParamsError, load_params
+
+    overrides, keys = {}, {}
+    for name, value in parameters.items():
+        if name in _REFUSED:
+            if value is not None:
+                raise ParamsError(f"notebook parameter {name} = {value!r}: {_REFUSED[name]}")
+            continue
+        if name in _RUN_FLAGS:
+            if not isinstance(value, bool):
+                raise ParamsError(f"notebook parameter {name} = {value!r}: must be true or false")
+            continue
+        key = _parameter_key(name)
+        if key is None:
+            valid = [*_ALIASES, *SCHEMA["analysis"], *SCHEMA["notebook"], *_RUN_FLAGS]
+            near = difflib.get_close_matches(name, valid, n=1)
+            raise ParamsError(f"unknown notebook parameter {name!r}"
+                              + (f" (did you mean {near[0]!r}?)" if near else ""))
+        overrides[key], keys[key] = value, name
+    try:
+        params = load_params(params_file, overrides)
+    except ParamsError as exc:
+        named = [f"{name} (params key {key})" for key, name in keys.items() if key in str(exc)]
+        if named:
+            raise ParamsError(f"{exc} — from the notebook parameter {named[0]}") from None
+        raise
+    if params.analysis.threads:
+        import torch
+
+        torch.set_num_threads(params.analysis.threads)
+    return params
 
 
 def needs_training(params, *, random_init: bool = False) -> bool:

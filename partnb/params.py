@@ -1,7 +1,7 @@
 """Parameter files: one YAML schema for every dataset, validated before any long work.
 
 A params file has the sections ``dataset``, ``features``, ``model``, ``train``,
-``analysis``, ``output`` and the scalars ``name`` and ``seed``. Everything not written
+``analysis``, ``notebook``, ``output`` and the scalars ``name`` and ``seed``. Everything not written
 takes the default below. :func:`load_params` reads a file with ``yaml.safe_load`` and
 checks it completely; a problem raises one :class:`ParamsError` that names the file and the
 key (with the nearest valid key for a typo), so a batch job fails in the first second, not
@@ -112,6 +112,21 @@ def _int_list(v: Any) -> str | None:
     return None
 
 
+def _at_least_two(v: Any) -> str | None:
+    return None if v >= 2 else "must be >= 2 (a jackknife needs two groups)"
+
+
+def _unit_interval(v: Any) -> str | None:
+    return None if 0 <= v <= 1 else "must be in [0, 1]"
+
+
+def _k_values(v: Any) -> str | None:
+    if not v or any(not (x == "all" or (isinstance(x, int) and not isinstance(x, bool) and x >= 1))
+                    for x in v):
+        return "must be a non-empty list of whole numbers >= 1 or 'all'"
+    return None
+
+
 INT, FLOAT, STR, BOOL, LIST, MAPPING = (int,), (int, float), (str,), (bool,), (list,), (dict,)
 
 #: ``model.attention`` values (partnb.model.part.ATTENTION_VARIANTS; docs/model.md#attention-variants)
@@ -219,6 +234,28 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            "docs/cluster.md#sharded-analysis", _scheduler, nullable=True),
         "shards": Field(INT, None, "number of shards (default: 1 serial, the cores for 'local', "
                         "the workers of a remote cluster)", _positive, nullable=True),
+        "threads": Field(INT, 0, "torch threads of the notebooks' analyses (0 = torch's default, "
+                         "all cores; 1 keeps a shared machine responsive)", _non_negative),
+        "jackknife_groups": Field(INT, 20, "jet groups of the jackknife errors of notebooks 03 "
+                                  "and 04 (batch groups for the as-coded |A'|/|U|)", _at_least_two),
+        "heatmap_head": Field(INT, 1, "head of the last particle block shown in the heat maps "
+                              "(notebook 03; < model.num_heads)", _non_negative),
+    },
+    # what one notebook needs beyond the analysis settings: notebook parameters of the same
+    # name override them (partnb.notebook.setup), so a params file may set them for every run
+    "notebook": {
+        "max_jets_per_class": Field(INT, 5000, "01: jets per class entering the dataset "
+                                    "histograms", _positive),
+        "graph_jet": Field(INT, 0, "05: draw the k-th jet of each type with enough particles "
+                           "(and a lepton for Tbl)", _non_negative),
+        "min_alpha": Field(FLOAT, 0.02, "05: graph lines with min-max-normalised weight below "
+                           "this are not drawn (the JSON holds all)", _unit_interval),
+        "compare_float64": Field(BOOL, True, "06: rerun the interaction metrics with float64 "
+                                 "pair features (docs/pitfalls.md#pitfall-5-the-self-pair-mass-is-rounding-noise)"),
+        "k_values": Field(LIST, [1, 2, 3, 4, 6, 10, 20, 30, "all"], "07: the k of top-k "
+                          "attention ('all': no restriction)", _k_values),
+        "restrict_class_blocks": Field(BOOL, False, "07: also restrict the class-attention "
+                                       "blocks (not stated in the paper)"),
     },
     "output": {
         "figures": Field(STR, "figures/{name}", "figures and tables", path=True),
@@ -417,6 +454,9 @@ def params_from_dict(
                 raise ParamsError(f"{where}: dataset.classes: {c!r} is not a class of "
                                   f"{ds['name']}{_suggest(str(c), list(valid))}")
     _check_attention(out, where)
+    if out["analysis"]["heatmap_head"] >= out["model"]["num_heads"]:
+        raise ParamsError(f"{where}: analysis.heatmap_head = {out['analysis']['heatmap_head']} "
+                          f"must be < model.num_heads = {out['model']['num_heads']}")
     if out["model"]["embed_dims"][-1] % out["model"]["num_heads"]:
         raise ParamsError(f"{where}: model.embed_dims[-1] = {out['model']['embed_dims'][-1]} "
                           f"is not divisible by model.num_heads = {out['model']['num_heads']}")
