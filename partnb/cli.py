@@ -231,7 +231,7 @@ def _cmd_report(args) -> int:
 
     try:
         site = build_site(args.params, out=args.out, code=args.code, partial=args.partial,
-                          log=print if args.verbose else (lambda *_: None))
+                          reference=args.reference, log=print if args.verbose else (lambda *_: None))
     except ReportError as exc:
         print(f"partnb: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -368,7 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--code", choices=("folded", "shown"), default="folded",
                     help="code cells folded under a 'code' toggle (default) or shown")
     rp.add_argument("--partial", action="store_true",
-                    help="build although some notebooks of a run were not executed")
+                    help="build although some notebooks of a run were not executed (with "
+                         "--reference: have no committed outputs)")
+    rp.add_argument("--reference", action="store_true",
+                    help="build from the committed reference outputs (figures/<dataset>/) and the "
+                         "notebooks' sources, executing nothing: works on a fresh clone")
     rp.add_argument("--verbose", action="store_true", help="one line per page written")
     rp.set_defaults(func=_cmd_report)
 

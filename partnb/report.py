@@ -80,6 +80,11 @@ class NotebookSource:
     provenance: dict | None = None   # the record of the run that made it (see _notebook_record)
     provenance_origin: str = ""
     notes: list[str] = field(default_factory=list)
+    #: reference mode (:mod:`partnb.report_reference`): the committed figures copied beside the
+    #: page, the page's banner, and the outputs that no code cell names (HTML)
+    images: list[Path] = field(default_factory=list)
+    reference: str = ""
+    extra_html: str = ""
 
     @property
     def number(self) -> str:
@@ -265,7 +270,8 @@ def collect_run(params_file: str | os.PathLike, *, partial: bool = False,
         if runs_dir.is_dir() else []
     if not found:
         raise ReportError(f"{params_file}: no executed notebook in {runs_dir} (run "
-                          f"`partnb run {params_file}` first)")
+                          f"`partnb run {params_file}` first, or build the site of the "
+                          "committed reference outputs with --reference)")
     expected = list(_expected_notebooks() if expected is None else expected)
     have = {p.stem for p in found}
     missing = [s for s in expected if s not in have]
@@ -919,15 +925,22 @@ def _summary_line(nb: NotebookSource) -> str:
 
 
 def build_site(params_files: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
-               code: str = "folded", partial: bool = False, log=print) -> Site:
+               code: str = "folded", partial: bool = False, reference: bool = False,
+               log=print) -> Site:
     """Build the static site of the runs of ``params_files`` (and their comparison) at ``out``
     (default ``build/site`` under the first params' project).
 
     Everything is read and checked first; the site is written to a temporary folder beside
     ``out`` and renamed into place (an earlier site there is replaced).
 
+    Args:
+        reference: build from the committed reference outputs (``output.figures``) and the
+            notebooks' sources instead of the executed notebooks; nothing is executed
+            (:mod:`partnb.report_reference`).
+
     Raises:
-        ReportError: see :func:`collect_run` and :func:`check_out_dir`.
+        ReportError: see :func:`collect_run` (:func:`~partnb.report_reference.collect_reference`
+            with ``reference``) and :func:`check_out_dir`.
     """
     from .params import load_params
 
@@ -938,20 +951,25 @@ def build_site(params_files: Sequence[str | os.PathLike], *, out: str | os.PathL
         raise ReportError("give at least one params file")
     first = load_params(params_files[0])
     out = check_out_dir(out if out is not None else Path(first.root) / "build" / "site")
-    runs = [collect_run(p, partial=partial) for p in params_files]
+    if reference:
+        from .report_reference import collect_reference, collect_reference_comparison
+
+        runs = [collect_reference(p, partial=partial) for p in params_files]
+    else:
+        runs = [collect_run(p, partial=partial) for p in params_files]
     keys = Counter(r.key for r in runs)
     if any(n > 1 for n in keys.values()):
         dup = next(k for k, n in keys.items() if n > 1)
         raise ReportError(f"two params files have the name {dup!r}: "
                           + ", ".join(r.params_file for r in runs if r.key == dup))
-    comparison = collect_comparison(params_files)
+    comparison = (collect_reference_comparison if reference else collect_comparison)(params_files)
     if comparison is not None and comparison.key in keys:
         comparison.key = "comparison-08"
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partnb-tmp-{os.getpid()}-", dir=out.parent))
     try:
-        pages = _write_site(tmp, runs, comparison, code=code, log=log)
+        pages = _write_site(tmp, runs, comparison, code=code, log=log, reference=reference)
         (tmp / SITE_MARKER).write_text("made by partnb report; the folder is replaced by the next "
                                        "report built here\n")
         os.chmod(tmp, 0o755)
@@ -963,8 +981,9 @@ def build_site(params_files: Sequence[str | os.PathLike], *, out: str | os.PathL
 
 
 def _write_site(site: Path, runs: list[RunSource], comparison: RunSource | None, *, code: str,
-                log) -> list[str]:
+                log, reference: bool = False) -> list[str]:
     from . import __version__
+    from .report_reference import reference_runtime_table, runs_made_by
 
     env = _environment()
     all_runs = runs + ([comparison] if comparison else [])
@@ -972,7 +991,7 @@ def _write_site(site: Path, runs: list[RunSource], comparison: RunSource | None,
     doc_names = frozenset(p.stem for p in docs)
     nav = {"runs": [{"key": r.key, "label": r.key if r.dataset else r.label,
                      "href": _page_href(r, r.notebooks[0])} for r in all_runs],
-           "docs": bool(docs), "version": __version__}
+           "docs": bool(docs), "version": __version__, "reference": reference}
     (site / "assets").mkdir()
     (site / "assets" / "style.css").write_text(_style_sheet())
     pages = []
@@ -1006,6 +1025,10 @@ def _write_site(site: Path, runs: list[RunSource], comparison: RunSource | None,
             tables = _table_rows(nb, "tables/")
             for table in tables:
                 shutil.copy2(table.pop("path"), folder / "tables" / table["name"])
+            if nb.images:
+                (folder / "figures").mkdir(exist_ok=True)
+                for image in nb.images:
+                    shutil.copy2(image, folder / "figures" / image.name)
             elsewhere = [{"key": other.key, "href": f"../{other.key}/{nb.stem}.html"}
                          for other in all_runs if other is not run
                          and any(n.stem == nb.stem for n in other.notebooks)]
@@ -1016,10 +1039,14 @@ def _write_site(site: Path, runs: list[RunSource], comparison: RunSource | None,
             else:
                 reason = ""
             if run.record is not None:
-                notes.append("The run's full record: provenance.json beside this page.")
+                notes.append("The figures' provenance (each output's hash and the records of the "
+                             "runs that wrote them): provenance.json beside this page."
+                             if reference else
+                             "The run's full record: provenance.json beside this page.")
             page = {"stem": nb.stem, "title": nb.title, "failed": nb.failure,
                     "summary": _summary_line(nb), "tables": tables, "elsewhere": elsewhere,
                     "provenance": provenance_items(nb), "no_provenance": reason, "notes": notes,
+                    "reference": nb.reference, "extra": nb.extra_html,
                     "prev": ({"stem": run.notebooks[i - 1].stem,
                               "href": f"{run.notebooks[i - 1].stem}.html"} if i > 0 else None),
                     "next": ({"stem": run.notebooks[i + 1].stem,
@@ -1057,7 +1084,8 @@ def _write_site(site: Path, runs: list[RunSource], comparison: RunSource | None,
                          "n_expected": len(r.expected), "missing": r.missing,
                          "run_id": rec.get("run_id"),
                          "commit": (rec.get("code") or {}).get("commit"),
-                         "dirty": (rec.get("code") or {}).get("dirty")})
+                         "dirty": (rec.get("code") or {}).get("dirty"),
+                         "made_by": runs_made_by(r) if reference else []})
     comp = None
     if comparison:
         comp = {"href": _page_href(comparison, comparison.notebooks[0]),
@@ -1068,5 +1096,5 @@ def _write_site(site: Path, runs: list[RunSource], comparison: RunSource | None,
     write("index.html", env.get_template("index.html.j2").render(
         title="What reproduces", root="", nav=nav, current_run="", runs=run_rows,
         claims=claims, absent=absent, comparison=comp,
-        runtimes=runtime_table(runs, _page_href)))
+        runtimes=(reference_runtime_table if reference else runtime_table)(runs, _page_href)))
     return pages
