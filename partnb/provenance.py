@@ -265,12 +265,18 @@ def record_outputs(record: dict, notebooks: list[dict], *, runs_dir: Path, figur
         index = {}
     outputs = dict(index.get("outputs", {}))
     runs = dict(index.get("runs", {}))
+    books = dict(index.get("notebooks", {}))
     for book in notebooks:
         for name, sha in book.get("outputs", {}).items():
             outputs[name] = {"sha256": sha, "notebook": book["notebook"], "run_id": record["run_id"]}
+        if book.get("outputs"):  # the run time of the notebook that wrote the committed outputs
+            books[book["notebook"]] = {"seconds": book.get("seconds"), "status": book.get("status"),
+                                       "run_id": record["run_id"]}
     runs[record["run_id"]] = {k: v for k, v in record.items() if k != "notebooks"}
     named = {o["run_id"] for o in outputs.values()}
+    books = {k: v for k, v in books.items() if v["run_id"] in named}
     index = {"format": 1, "outputs": dict(sorted(outputs.items())),
+             "notebooks": dict(sorted(books.items())),
              "runs": {k: v for k, v in runs.items() if k in named}}
     if outputs:
         Path(figures_dir).mkdir(parents=True, exist_ok=True)

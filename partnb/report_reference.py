@@ -238,7 +238,10 @@ def _index_provenance(number: str, files: Sequence[Path], index: dict | None,
     run = (index.get("runs") or {}).get(run_id)
     if run is None:
         return None, [f"provenance.json names run {run_id} but keeps no record of it."]
-    prov = {**run, "run_id": run_id, "seconds": None, "status": None,
+    # the notebook's own run time, where the index keeps it (runs since it does)
+    book = next((b | {"stem": stem} for stem, b in (index.get("notebooks") or {}).items()
+                 if stem.startswith(f"{number}_") and b.get("run_id") == run_id), {})
+    prov = {**run, "run_id": run_id, "seconds": book.get("seconds"), "status": book.get("status"),
             "outputs": {name: o.get("sha256") for name, o in outputs.items()
                         if name.startswith(f"{number}_")}}
     notes = []
@@ -369,10 +372,10 @@ def reference_runtime_table(runs: Sequence[RunSource],
                             ) -> dict:
     """Run times for the reference site, in the shape of :func:`partnb.report.runtime_table`.
 
-    The figures' provenance.json keeps each run's start and end, not each notebook's time, so a
-    cell is the duration of the run that wrote the notebook's outputs: an upper bound ("≤"),
-    exact only where that run executed this notebook alone. The total of a dataset is the sum
-    of the distinct runs its outputs come from."""
+    A cell is the notebook's own time where the figures' provenance.json records it (runs
+    since it does); otherwise the duration of the run that wrote the notebook's outputs, an
+    upper bound ("≤"). The total of a dataset adds the notebooks' own times and, once per run,
+    the durations used as bounds."""
     stems = sorted({s for run in runs for s in run.expected})
     rows, per_run = [], [dict() for _ in runs]
     for stem in stems:
@@ -382,15 +385,26 @@ def reference_runtime_table(runs: Sequence[RunSource],
             if nb is None:
                 cells.append({"text": "no outputs", "css": "missing", "href": None})
                 continue
-            seconds = _run_seconds(nb.provenance)
-            if seconds is not None:
-                per_run[j][nb.provenance["run_id"]] = seconds
-            cells.append({"text": "not recorded" if seconds is None else f"≤ {_seconds_text(seconds)}",
-                          "css": "missing" if seconds is None else "",
+            own = (nb.provenance or {}).get("seconds")
+            if own is not None:  # the notebook's own time, recorded by its run
+                per_run[j][(nb.provenance["run_id"], stem)] = own
+                text = _seconds_text(own)
+            else:
+                seconds = _run_seconds(nb.provenance)
+                if seconds is not None:
+                    per_run[j][(nb.provenance["run_id"], None)] = seconds
+                text = "not recorded" if seconds is None else f"≤ {_seconds_text(seconds)}"
+            cells.append({"text": text, "css": "missing" if text == "not recorded" else "",
                           "href": page_href(run, nb) if page_href else None})
         rows.append({"stem": stem, "title": stem, "cells": cells})
-    totals = [f"{_seconds_text(sum(d.values()))} ({len(d)} run{'s' if len(d) != 1 else ''})"
-              if d else "—" for d in per_run]
+    def total(d: dict) -> str:
+        ids = {run_id for run_id, _ in d}
+        # a run's duration (a bound) already holds the own times of its notebooks
+        seconds = sum(d[(r, None)] if (r, None) in d else
+                      sum(v for (q, stem), v in d.items() if q == r) for r in ids)
+        return f"{_seconds_text(seconds)} ({len(ids)} run{'s' if len(ids) != 1 else ''})"
+
+    totals = [total(d) if d else "—" for d in per_run]
     return {"rows": rows, "totals": totals, "papermill_used": False}
 
 

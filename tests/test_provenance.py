@@ -148,3 +148,26 @@ def test_an_unchanged_figure_is_rewritten_byte_for_byte(tmp_path):
         hashes.append({s: provenance.file_sha256(tmp_path / f"f.{s}") for s in ("pdf", "png")})
         time.sleep(1.1)  # a date written to the second would differ now
     assert hashes[0] == hashes[1]
+
+
+def test_figures_index_keeps_each_notebooks_own_time(tmp_path):
+    """The figures' provenance.json records the run time of the notebook that wrote the
+    committed outputs, so the reference site shows it instead of a bound."""
+    import json
+
+    from partnb.provenance import record_outputs
+
+    runs, figures = tmp_path / "runs", tmp_path / "figures"
+    runs.mkdir()
+    first = {"run_id": "aaa", "started": "2026-11-30T01:00:00Z"}
+    record_outputs(first, [{"notebook": "03_x", "seconds": 12.5, "status": "ok", "outputs": {"03_t.csv": "s1"}},
+                           {"notebook": "04_y", "seconds": 7.0, "status": "ok", "outputs": {"04_t.csv": "s2"}}],
+                   runs_dir=runs, figures_dir=figures, finished=1e9)
+    second = {"run_id": "bbb", "started": "2026-11-30T02:00:00Z"}
+    record_outputs(second, [{"notebook": "04_y", "seconds": 9.25, "status": "ok", "outputs": {"04_t.csv": "s3"}},
+                            {"notebook": "05_z", "seconds": 1.0, "status": "error", "outputs": {}}],
+                   runs_dir=runs, figures_dir=figures, finished=1e9)
+    index = json.loads((figures / "provenance.json").read_text())
+    assert index["notebooks"] == {"03_x": {"seconds": 12.5, "status": "ok", "run_id": "aaa"},
+                                  "04_y": {"seconds": 9.25, "status": "ok", "run_id": "bbb"}}
+    assert set(index["runs"]) == {"aaa", "bbb"}
