@@ -81,7 +81,9 @@ def main(dataset, write):
             d = v - r
             nlo, nhi = lo + d, hi + d
         name = (e.get("key") or e.get("column") or "").lower()
-        if any(w in name for w in BOUNDED) and lo >= 0 and hi <= 1:
+        if "pcc" in name:  # a correlation: bounded by [-1, 1], not [0, 1]
+            nlo, nhi = max(nlo, -1.0), min(nhi, 1.0)
+        elif any(w in name for w in BOUNDED) and lo >= 0 and hi <= 1:
             nlo, nhi = max(nlo, 0.0), min(nhi, 1.0)
             if nlo <= 0 and nhi >= 1:
                 review.append(f"{e['_id']}: range would cover [0,1]")
