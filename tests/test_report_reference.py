@@ -69,7 +69,7 @@ def _pages(site) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_page_per_notebook_with_committed_outputs(reference_site):
-    site, lacking, seconds = reference_site
+    site, lacking, _ = reference_site
     pages = _pages(site)
     for ds in DATASETS:
         for stem in _stems():
@@ -87,7 +87,6 @@ def test_a_page_per_notebook_with_committed_outputs(reference_site):
                 assert page.count('<details class="code-fold">') >= 2, rel
     if any(_committed("comparison", "08")):
         assert "runs/comparison/08_dataset_comparison.html" in pages
-    assert seconds < 180, f"the reference site took {seconds:.0f} s"
 
 
 @pytest.mark.slow
