@@ -24,6 +24,8 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from test_report import _chromium_or_skip, browse_site
 
+from partnb.report import _seconds_text
+
 from conftest import FIGURES_ROOT, PARAMS
 
 DATASETS = ("jetclass", "toplandscape", "quarkgluon")
@@ -160,8 +162,19 @@ def test_landing_page_claims_runs_and_run_times(reference_site):
     runtimes = index.split('<table class="runtimes">', 1)[1].split("</table>", 1)[0]
     assert runtimes.count("<tr") == len(_stems()) + 2  # header, notebooks, total
     for ds in DATASETS:
-        if (FIGURES_ROOT / ds / "provenance.json").is_file():
-            assert re.search(rf'href="runs/{ds}/\w+\.html">≤ \d', runtimes), ds
+        path = FIGURES_ROOT / ds / "provenance.json"
+        if not path.is_file():
+            continue
+        recorded = json.loads(path.read_text()).get("notebooks") or {}
+        for stem in _stems():
+            if stem in lacking[ds]:
+                continue
+            cell = re.search(rf'href="runs/{ds}/{stem}\.html">([^<]*)<', runtimes)
+            assert cell, (ds, stem)
+            if stem in recorded:  # the notebook's own time, as its run recorded it
+                assert cell.group(1) == _seconds_text(recorded[stem]["seconds"]), (ds, stem, cell.group(1))
+            else:  # outputs of a run made before notebook times were recorded: a bound
+                assert re.fullmatch(r"≤ \d.*|not recorded", cell.group(1)), (ds, stem, cell.group(1))
     runs = index.split('<table class="runs">', 1)[1].split("</table>", 1)[0]
     for ds in DATASETS:
         n = len(_stems()) - len(lacking[ds])
