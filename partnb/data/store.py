@@ -167,29 +167,21 @@ def _split_files(params, split: str) -> list[Path]:
     return list(dataset_files(params).files)
 
 
-_HASHES: dict[tuple, str] = {}
-
-
-def _file_hash(path: Path) -> str:
-    """SHA-256 of a file's bytes, remembered by path, size and mtime for this process."""
-    from ..provenance import file_sha256
-
-    st = path.stat()
-    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if memo not in _HASHES:
-        _HASHES[memo] = file_sha256(path)
-    return _HASHES[memo]
+#: file hashes of this process, keyed as provenance keys them (path, size, mtime)
+_HASHES: dict[str, str] = {}
 
 
 def store_key(params, split: str, *, max_jets: int | None, pad_mode: str) -> str:
     """The key of the store of ``split``: what decides its rows (module docstring)."""
+    from ..provenance import file_sha256
+
     files = _split_files(params, split)
     whole = split == "test" and bool(params.dataset.test_files)
     f = params.features
     spec = {
         "version": STORE_VERSION,
         "code": _code_hash(),
-        "files": [[p.name, _file_hash(p)] for p in files],
+        "files": [[p.name, file_sha256(p, _HASHES)] for p in files],
         "split": split,
         "fractions": None if whole else list(params.dataset.split),
         "feature_set": f.set, "max_particles": f.max_particles, "clip": f.clip,
@@ -249,12 +241,13 @@ def _build(params, split: str, max_jets: int | None, pad_mode: str, tmp: Path, p
     if written != n_rows:
         raise DataError(f"split {split!r} of {params.source}: read {written} jets, expected {n_rows} "
                         "(did the files change while reading?)")
-    (tmp / "meta.json").write_text(json.dumps({"feature_set": fs, "feature_names": list(names)}))
-    if pad_mode == "wrap":
-        _wrap_in_place(tmp)
+    # the folder is only renamed into place when complete, so meta.json may come first: the
+    # wrap pass reads the store through it
     (tmp / "meta.json").write_text(json.dumps({
         "feature_set": fs, "feature_names": list(names), "jets": n_rows, "split": split,
         "pad_mode": pad_mode, "max_jets": max_jets, "version": STORE_VERSION}))
+    if pad_mode == "wrap":
+        _wrap_in_place(tmp)
 
 
 def _wrap_in_place(directory: Path, chunk: int = 2048) -> None:
