@@ -448,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except KeyboardInterrupt as exc:  # first: the clause below imports torch (seconds)
         signum = getattr(exc, "signum", signal.SIGINT)
+        # papermill's cell task, cut off here, is collected at exit with the kernel's death as
+        # its exception, and asyncio would log that as a traceback: nothing is left to report.
+        import logging
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print(f"partnb: stopped by {signal.Signals(signum).name}; complete files are kept and "
               "the same command resumes", file=sys.stderr)
         return 128 + signum

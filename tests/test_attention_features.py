@@ -137,10 +137,10 @@ def test_fractions_equal_the_notebook_05_consumers(streamed):
     stream_attention(model, inputs, [*inter.values(), lepton], batch_size=4, capture=("P",))
     for n, c in inter.items():
         np.testing.assert_allclose(consumer.head_values(f"intersubjet_N{n}"), c.fractions,
-                                   rtol=1e-9, atol=1e-12)
+                                   rtol=1e-6, atol=1e-9)  # float32 attention, other batch shapes
     has = is_lepton.any(axis=1)
     np.testing.assert_allclose(consumer.head_values("lepton_fraction")[has, -1], lepton.fractions,
-                               rtol=1e-9)
+                               rtol=1e-6)
 
 
 def test_order_of_batches_does_not_matter(streamed):
@@ -149,7 +149,7 @@ def test_order_of_batches_does_not_matter(streamed):
     stream_attention(model, inputs, [again], batch_size=3, capture=("A", "U", "P"))
     for stat in consumer.stats:
         np.testing.assert_allclose(again.head_values(stat), consumer.head_values(stat),
-                                   rtol=1e-6, atol=1e-9)
+                                   rtol=2e-5, atol=1e-7)  # float32 attention in other batch shapes
 
 
 def test_attention_columns_never_hold_the_obvious(streamed):

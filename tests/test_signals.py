@@ -72,11 +72,18 @@ def _run(kind: str, params: Path) -> subprocess.CompletedProcess:
     return res
 
 
+def _sigint_as_in_a_terminal():
+    """A shell starts background jobs (``cmd &``, nohup) with SIGINT ignored, and Python then
+    keeps it ignored: a test suite started that way must not pass that on to the command a
+    user would start in a terminal, where Ctrl-C is KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(cmd: list[str], started) -> tuple[subprocess.Popen, list]:
     """``cmd`` in a process group of its own, once ``started(proc)`` holds; returns it and
     every process it has started by then."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=_sigint_as_in_a_terminal)
     deadline = time.time() + 300
     while not started(proc):
         if proc.poll() is not None or time.time() > deadline:
