@@ -1,0 +1,167 @@
+"""Notebook 11's comparison of attention variants (partnb.analysis.variants): which params
+files are variants, the measures of one variant on random models with a known property, and
+the verdict on rows with a known answer."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from partnb.analysis import variants as va
+from partnb.model import ParticleTransformer
+from partnb.params import load_params
+
+from conftest import PARAMS, mixed_jets
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SMALL = dict(embed_dims=(16, 32, 16), pair_embed_dims=(8, 8), num_heads=2, num_layers=2,
+             num_cls_layers=1)
+
+
+def _variant_file(tmp_path, name: str, changes: dict):
+    data = yaml.safe_load((PARAMS / "toplandscape.yaml").read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        data.setdefault(section, {})[key] = value
+    path = tmp_path / f"toplandscape_{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_only_files_that_change_the_attention_are_variants(tmp_path):
+    base = load_params(PARAMS / "toplandscape.yaml", check_files=False)
+    files = [_variant_file(tmp_path, "a", {"model.attention": "sparsemax"}),
+             _variant_file(tmp_path, "b", {"train.lr": 0.002, "model.attention": "entmax15"}),
+             _variant_file(tmp_path, "c", {"model.attention": "sparsemax", "output.models": "x"}),
+             _variant_file(tmp_path, "d", {"train.attention_penalty": {"kind": "entropy", "weight": 0.1}}),
+             _variant_file(tmp_path, "e", {"model.attention": "entmax15", "train.monitor_jets": 20,
+                                           "train.threads": 2})]
+    chosen, skipped = va.compare_variants(base, files)
+    assert [name for name, _ in chosen] == ["softmax", "sparsemax", "softmax + entropy 0.1", "entmax15"]
+    assert chosen[0][1] is base
+    reasons = {s["file"].rsplit("_", 1)[1]: s["reason"] for s in skipped}
+    assert set(reasons) == {"b.yaml", "c.yaml"}
+    assert reasons["b.yaml"].startswith("train.lr = 0.002")
+    assert "same variant (sparsemax)" in reasons["c.yaml"]
+
+
+def test_the_committed_variant_files_are_variants_of_the_default():
+    base = load_params(PARAMS / "toplandscape.yaml", check_files=False)
+    files = va.variant_files(base)
+    assert files and all(f.name.startswith("toplandscape_") for f in files)
+    chosen, skipped = va.compare_variants(base, files)
+    assert not skipped, skipped
+    assert len(chosen) == len(files) + 1
+    # run on a variant file, the others are its variants and it is not its own
+    own = load_params(files[0], check_files=False)
+    assert files[0] not in va.variant_files(own)
+
+
+def _model(attention: str) -> ParticleTransformer:
+    torch.manual_seed(0)
+    model = ParticleTransformer(7, 2, trim=False, attention=attention, **SMALL)
+    with torch.no_grad():  # sharper attention, as in trained models
+        for name, value in model.named_parameters():
+            if "in_proj" in name and name.endswith("weight"):
+                value.mul_(3.0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def jets():
+    j = mixed_jets(60, p=24, seed=3)
+    return dataclasses.replace(j, label=j.label % 2)
+
+
+@pytest.mark.parametrize("attention", ["softmax", "sparsemax"])
+def test_variant_row_measures(jets, attention):
+    from partnb.analysis.attention_features import subjet_assignments
+    from partnb.model.factory import predict
+
+    model = _model(attention)
+    subjets = subjet_assignments(jets, counts=(3,))
+    lepton = np.zeros(jets.mask[:, 0].shape, bool)
+    lepton[::7, 0] = jets.mask[::7, 0, 0] > 0
+    row = va.variant_row(attention, model, jets, dataset="toplandscape", classes=["a", "b"],
+                         subjets=subjets, subjet_class=1, is_lepton=lepton, batch_size=20)
+    labels = np.asarray(jets.label)
+    assert row["model"] == attention and row["n_jets"] == len(jets)
+    assert row["accuracy"] == pytest.approx((predict(model, jets).argmax(1) == labels).mean())
+    assert row["zero_u_drop"] == pytest.approx(row["accuracy"] - row["accuracy_zero_u"])
+    if attention == "softmax":  # softmax never gives an exact zero over real keys
+        assert row["frac_exact_zero"] == 0
+    else:
+        assert row["frac_exact_zero"] > 0.1
+    assert 0 < row["mean_norm_entropy"] < 1 and 0 <= row["rate_D"] <= 1
+    assert row["median_row_max"] > row["uniform_median_row_max"]
+    assert 0 < row["subjet_jets"] <= int((labels == 1).sum())  # class-1 jets with a defined fraction
+    assert 0 <= row["intersubjet_N3"] <= 1 and 0 <= row["lepton_fraction"] <= 1
+    assert row["train_jets_per_s"] > 0 and row["infer_jets_per_s"] > 0
+    assert math.isnan(row["train_jets_per_s_logged"])  # no run directory given
+
+
+def test_sparsemax_is_sparser_than_softmax_on_the_same_weights(jets):
+    rows = [va.variant_row(a, _model(a), jets, dataset="toplandscape", classes=["a", "b"],
+                           batch_size=20) for a in ("softmax", "sparsemax")]
+    assert rows[1]["mean_norm_entropy"] < rows[0]["mean_norm_entropy"]
+    assert rows[1]["median_row_max"] > rows[0]["median_row_max"]
+    assert "lepton_fraction" not in rows[0] and "intersubjet_N3" not in rows[0]
+
+
+def test_training_speed_includes_the_penalty(jets):
+    model = _model("softmax")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert va.training_speed(model, jets, penalty={"kind": "entropy", "weight": 0.1},
+                             batch_size=20, batches=2) > 0
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # a copy trains, not the model
+    assert not model.training
+
+
+def _row(name, acc, binary, n=2000, binary_err=0.002, median=0.1):
+    return {"model": name, "accuracy": acc, "accuracy_err": math.sqrt(acc * (1 - acc) / n),
+            "frac_rows_max_ge_0.8": binary, "frac_rows_max_ge_0.8_err": binary_err,
+            "median_row_max": median}
+
+
+def test_verdict_on_known_rows():
+    same = va.variants_verdict([_row("softmax", 0.93, 0.005), _row("sparsemax", 0.925, 0.30, median=0.5)])
+    assert same["variants"]["sparsemax"]["same_accuracy"] and same["explicit_matches_accuracy"]
+    assert not same["emergent_as_sparse_as_sparsemax"]
+    assert same["sparsemax_over_softmax_binary"] == pytest.approx(60)
+    assert "60× less often binary" in same["sentence"]
+    worse = va.variants_verdict([_row("softmax", 0.93, 0.005), _row("sparsemax", 0.88, 0.005),
+                                 _row("entmax15", 0.95, 0.1)])
+    assert not worse["variants"]["sparsemax"]["same_accuracy"]
+    assert worse["variants"]["sparsemax"]["significance"] < -5
+    assert not worse["explicit_matches_accuracy"]
+    assert worse["emergent_as_sparse_as_sparsemax"]  # equal binary fractions
+    # a seed spread widens the errors
+    spread = va.variants_verdict([dict(_row("softmax", 0.93, 0.005), seed_spread=0.03),
+                                  _row("sparsemax", 0.88, 0.005)])
+    assert spread["variants"]["sparsemax"]["same_accuracy"]
+    assert "only softmax" in va.variants_verdict([_row("softmax", 0.9, 0.0)])["sentence"].lower()
+    assert va.variants_verdict([])["sentence"].startswith("No variant")
+
+
+@pytest.mark.slow  # the session's papermill run of every notebook on params/tiny.yaml
+def test_11_tables_of_the_tiny_run(tiny_figures):
+    """The tiny params have no variant files: one row, the tiny model itself, and a verdict
+    that says there is nothing to compare."""
+    import csv
+    import json
+
+    rows = list(csv.DictReader((tiny_figures / "11_variants.csv").open()))
+    assert [r["model"] for r in rows] == ["softmax"]
+    row = rows[0]
+    assert 0 <= float(row["accuracy"]) <= 1 and float(row["frac_exact_zero"]) == 0
+    assert float(row["train_jets_per_s"]) > 0
+    verdict = json.loads((tiny_figures / "11_verdict.json").read_text())
+    assert "no explicit variant" in verdict["sentence"]
+    assert (tiny_figures / "11_accuracy_vs_sparsity.png").stat().st_size > 0
