@@ -27,6 +27,8 @@ RUNS = {
         "study/toplandscape_emergence_decoupled.yaml", False),
     "models/toplandscape/sparsemax/train_state.pt": ("variants/toplandscape_sparsemax.yaml", False),
     "models/toplandscape/entmax15/train_state.pt": ("variants/toplandscape_entmax15.yaml", False),
+    "models/toplandscape/entropy-0.01/train_state.pt": ("variants/toplandscape_entropy-0.01.yaml", False),
+    "models/toplandscape/entropy-0.1/train_state.pt": ("variants/toplandscape_entropy-0.1.yaml", False),
 }
 
 
