@@ -36,6 +36,7 @@ progress = True
 threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
+import os
 from pathlib import Path
 
 from IPython.display import Markdown, display
@@ -115,7 +116,7 @@ if panels:
 # %%
 verdict = scaling.drivers_verdict([e for e in effects if e["metric"] == emergence.BINARY_COLUMN],
                                   [x for x in extrap if x["metric"] == emergence.BINARY_COLUMN])
-save_json({"verdict": verdict, "grid": str(grid_file) if study else None,
+save_json({"verdict": verdict, "grid": os.path.relpath(grid_file, params.root) if study else None,
            "points_finished": len(rows), "points": len(status)}, out, "10_verdict")
 display(Markdown(f"**Verdict.** {verdict}"))
 

@@ -222,7 +222,7 @@ def study_rows(study: Study) -> list[dict]:
                "classes": len(p.dataset.classes) if p.dataset.classes else None,
                "embed_dim": p.model.embed_dims[-1], "pad_mode": p.features.pad_mode,
                "weight_decay": p.train.weight_decay,
-               "weight_decay_mode": p.train.weight_decay_mode}
+               "weight_decay_mode": p.train.weight_decay_mode, "detector": p.dataset.detector}
         for m in STUDY_METRICS:
             row[m] = last.get(m, float("nan"))
             row[f"{m}_err"] = last.get(f"{m}_err", float("nan"))

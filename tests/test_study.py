@@ -68,12 +68,16 @@ def test_committed_grids_load(name):
     assert names[:2] == ["base-seed42", "base-seed43"]
     knobs = {p.knob for p in study.points}
     assert {"train_jets", "epochs", "width", "padding"} <= knobs
-    # 3 points per knob with the base point; a two-valued setting (padding, weight-decay mode)
-    # has one point besides the base
-    for knob in knobs - {"base", "padding", "weight_decay_mode"}:
+    # 3 points per knob with the base point; a two-valued setting (padding, weight-decay mode,
+    # detector) has one point besides the base
+    two_valued = {"padding", "weight_decay_mode", "detector"}
+    for knob in knobs - {"base"} - two_valued:
         assert len([p for p in study.points if p.knob == knob]) >= 2, knob
     jets = study.point("train_jets-64000").params
     assert jets.train.max_jets == 64000 and jets.dataset.jets_per_class > 10000 // 2
+    detector = [p for p in study.points if p.knob == "detector"]
+    assert len(detector) == 1 and detector[0].params.dataset.detector != "none"
+    assert detector[0].params.train.max_jets == study.points[0].params.train.max_jets
 
 
 def _study_file(tmp_path, knobs, **extra):
@@ -141,3 +145,17 @@ def test_a_tiny_study_trains_each_point_once(tmp_path, one_torch_thread):
     assert [r["knob"] for r in effects] == ["epochs"] and int(effects[0]["n_points"]) == 2
     verdict = json.loads((figs / "10_verdict.json").read_text())
     assert verdict["points_finished"] == 2 and verdict["verdict"]
+
+
+def test_a_categorical_knob_keeps_the_base_first():
+    """'atlas-like' sorts before 'none': the detector knob's effect must still run from the
+    base (particle level) to the detector point, not the other way round."""
+    from partnb.analysis.scaling import knob_effects
+
+    rows = [{"point": "base-seed42", "knob": "base", "detector": "none", "m": 0.02, "m_err": 0.001},
+            {"point": "base-seed43", "knob": "base", "detector": "none", "m": 0.04, "m_err": 0.001},
+            {"point": "detector-atlas-like", "knob": "detector", "detector": "atlas-like",
+             "m": 0.09, "m_err": 0.002}]
+    (effect,) = knob_effects(rows, ["detector"], "m")
+    assert (effect["from_x"], effect["to_x"]) == ("none", "atlas-like")
+    assert effect["from"] == pytest.approx(0.03) and effect["change"] == pytest.approx(0.06)

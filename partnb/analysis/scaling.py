@@ -164,7 +164,7 @@ def extrapolation_row(metric: str, knob: str, fit: Fit, x0: float, *, cap: float
 #: the x axis of each knob of partnb.study grids (a column of ``study_rows``)
 KNOB_AXIS = {"train_jets": "train_jets", "epochs": "steps", "width": "embed_dim",
              "classes": "classes", "padding": "pad_mode",
-             "weight_decay_mode": "weight_decay_mode"}
+             "weight_decay_mode": "weight_decay_mode", "detector": "detector"}
 
 
 def seed_spread(rows: Sequence[dict], metric: str) -> float:
@@ -197,10 +197,8 @@ def knob_series(rows: Sequence[dict], knob: str, metric: str, *, n_classes: int 
     for s in series:
         if knob == "classes" and s["x"] is None:
             s["x"] = n_classes
-    try:
-        series.sort(key=lambda s: s["x"])
-    except TypeError:  # categorical axis (padding): base first
-        pass
+    if all(isinstance(s["x"], (int, float)) and not isinstance(s["x"], bool) for s in series):
+        series.sort(key=lambda s: s["x"])  # a categorical axis (padding, detector) keeps the base first
     return series
 
 
