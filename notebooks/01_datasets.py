@@ -32,6 +32,7 @@
 params_file = "../params/jetclass.yaml"
 jets_per_class = None  # refused unless None: set dataset.jets_per_class in the params file (02-07 read it too)
 max_jets_per_class = None  # jets per class entering the histograms; None: notebook.max_jets_per_class (5000)
+detector_jets_per_class = None  # jets per class in each mode of the detector comparison; None: notebook.detector_jets_per_class (200); 0 skips it
 progress = True
 threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
@@ -41,11 +42,12 @@ from IPython.display import Markdown, display
 from partnb import plots
 from partnb.analysis import datasets as dists
 from partnb.data import dataset_files, summarize
+from partnb.data.detector import REAL_MULTIPLICITY
 from partnb.notebook import setup
-from partnb.outputs import figure_dir, save_figure, save_json, save_table
+from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 
 params = setup(params_file, progress=progress, threads=threads, jets_per_class=jets_per_class,
-               max_jets_per_class=max_jets_per_class)
+               max_jets_per_class=max_jets_per_class, detector_jets_per_class=detector_jets_per_class)
 max_jets_per_class = params.notebook.max_jets_per_class
 out = figure_dir(params)
 plots.use_style()
@@ -99,6 +101,39 @@ fig = plots.class_histogram_grid(feats, ncols=3, title=f"{params.name}: particle
 save_figure(fig, out, "01_constituent_features")
 
 # %% [markdown]
+# ## Particle level against detector level
+# The real JetClass and Top Landscape jets went through Delphes (the CMS and the ATLAS card);
+# the generated ones are particle level unless `dataset.detector` says otherwise
+# ([detector emulation](../docs/detector.md)). The same Pythia events, `detector_jets_per_class`
+# per class, at particle level (dashed) and through the emulation of the real dataset's
+# detector (solid): tracking losses, calorimeter towers that merge neutral particles and
+# thresholds leave fewer, coarser constituents — fewer keys in every attention row. The dotted
+# ticks are the real datasets' mean multiplicities where known. Quark-Gluon is particle level
+# in reality too: nothing to compare.
+
+# %%
+compared = (dists.detector_samples(params, params.notebook.detector_jets_per_class, progress=progress)
+            if params.notebook.detector_jets_per_class else None)
+if compared is None:
+    print(f"{params.name}: no detector comparison (real {params.dataset.name} jets are particle level, "
+          "the data are given files, or detector_jets_per_class is 0)")
+else:
+    mode, samples = compared
+    det_rows = dists.detector_rows(params.dataset.name, samples)
+    save_table(det_rows, out, "01_detector_level")
+    real = {c: v for (d, c), v in REAL_MULTIPLICITY.items() if d == params.dataset.name}
+    fig = plots.detector_overlay(samples, ["jet_nparticles", "jet_mass"], real=real,
+                                 title=f"{params.name}: particle level (dashed) and {mode} (solid)")
+    save_figure(fig, out, "01_detector_level")
+    half = len(det_rows) // 2
+    display(Markdown(markdown_table([
+        {"class": a["class"], "multiplicity, particle level": a["mean_jet_nparticles"],
+         f"multiplicity, {mode}": b["mean_jet_nparticles"], "real": b["real_mean_jet_nparticles"],
+         "median mass, particle level [GeV]": a["median_jet_mass"],
+         f"median mass, {mode} [GeV]": b["median_jet_mass"]}
+        for a, b in zip(det_rows[:half], det_rows[half:], strict=True)], digits=3)))
+
+# %% [markdown]
 # ## Questions
 # 1. Which classes can a cut on the jet mass alone separate, and which pairs overlap? Use
 #    `01_jet_observables_summary.csv`.
@@ -106,3 +141,6 @@ save_figure(fig, out, "01_constituent_features")
 #    every peak in the figure?
 # 3. Which class has the most constituents on average, and what does that say about the
 #    length of the sequences the transformer attends over?
+# 4. In `01_detector_level.csv`, by how much does the detector emulation cut the number of
+#    constituents per class, and does it bring the generated jets to the real datasets'
+#    multiplicities? What does that do to the number of keys an attention row spreads over?

@@ -246,6 +246,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "notebook": {
         "max_jets_per_class": Field(INT, 5000, "01: jets per class entering the dataset "
                                     "histograms", _positive),
+        "detector_jets_per_class": Field(INT, 200, "01: jets per class generated at particle "
+                                         "level and through the detector emulation of the real "
+                                         "dataset, side by side (0: skip; docs/detector.md)",
+                                         _non_negative),
         "graph_jet": Field(INT, 0, "05: draw the k-th jet of each type with enough particles "
                            "(and a lepton for Tbl)", _non_negative),
         "min_alpha": Field(FLOAT, 0.02, "05: graph lines with min-max-normalised weight below "

@@ -12,6 +12,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from partnb.data import detector as det
 from partnb.data.detector import DETECTORS, apply_detector
 from partnb.data.generate import GenerationConfig, generate, output_dir
 from partnb.data.io import read_jets
@@ -188,11 +189,8 @@ def test_seeded_and_energy_roughly_conserved():
 # Generated jets in each mode against the real datasets
 # --------------------------------------------------------------------------------------
 
-#: Mean constituent multiplicities of the real datasets (issue 16): JetClass H->bb (Delphes CMS
-#: card, e-flow; the first 12 jets of JetClass_example_100k average 39.3), Top
-#: Landscape top and QCD (Delphes ATLAS card; arXiv:1902.09914's files).
-REAL_MULTIPLICITY = {("jetclass", "Hbb"): 41.0, ("toplandscape", "top"): 55.0,
-                     ("toplandscape", "QCD"): 43.0}
+#: Mean constituent multiplicities of the real detector-level datasets (partnb.data.detector)
+REAL_MULTIPLICITY = {k: v for k, v in det.REAL_MULTIPLICITY.items() if k[0] != "quarkgluon"}
 #: What a parametrisation of a card can promise against the real files (relative): it is not
 #: Delphes (no track-calorimeter rescaling; card versions differ in resolutions and
 #: thresholds; docs/detector.md). Top Landscape-like jets come from the same Pythia processes

@@ -13,7 +13,8 @@ import awkward as ak
 import numpy as np
 
 __all__ = ["ClassHistograms", "JET_OBSERVABLES", "jet_histograms", "feature_histograms",
-           "histogram_rows", "summary_rows", "truncation_rows"]
+           "histogram_rows", "summary_rows", "truncation_rows", "detector_samples",
+           "detector_rows"]
 
 #: Jet observables of the dataset figure: field -> (label, bin edges).
 JET_OBSERVABLES = {
@@ -201,3 +202,55 @@ def truncation_rows(files, classes: Sequence[str], max_particles: int, *,
              "mean_pt_fraction_kept": float(pt_kept[c] / denom[c]),
              "mean_particle_fraction_kept": float(parts_kept[c] / denom[c])}
             for c, name in enumerate(classes)]
+
+
+# --- particle level against detector level (notebook 01, docs/detector.md) -------------------
+
+#: the observables compared between particle level and the detector emulation
+DETECTOR_OBSERVABLES = {k: JET_OBSERVABLES[k] for k in ("jet_nparticles", "jet_mass", "jet_pt")}
+
+
+def detector_samples(params, jets_per_class: int, *, progress: bool = False,
+                     log=None) -> tuple[str, dict[str, ClassHistograms]] | None:
+    """The same Pythia events at particle level and through the detector emulation the
+    dataset's real files went through (``dataset.detector`` where it is set, else
+    :data:`~partnb.data.detector.REAL_DATASET_DETECTOR`): ``jets_per_class`` jets of every
+    class in each mode, generated into ``dataset.cache_dir`` (cached like any generated
+    sample; one file per class), and their histograms of :data:`DETECTOR_OBSERVABLES`.
+
+    Returns:
+        (mode, {"none": histograms, mode: histograms}), or None for a dataset whose real
+        files are particle level (Quark-Gluon) or for real data (``source: files``).
+    """
+    import dataclasses
+
+    from ..data.detector import REAL_DATASET_DETECTOR
+    from ..data.generate import GenerationConfig, generate
+
+    ds = params.dataset
+    mode = ds.detector if ds.detector != "none" else REAL_DATASET_DETECTOR[ds.name]
+    if ds.source != "generate" or mode == "none":
+        return None
+    base = GenerationConfig.from_params(params, jets_per_class)
+    base = dataclasses.replace(base, jets_per_file=jets_per_class)
+    out = {}
+    for m in ("none", mode):
+        config = dataclasses.replace(base, detector=m)
+        files = generate(config, ds.cache_dir, workers=ds.workers, progress=progress, log=log)
+        out[m] = jet_histograms(files, config.class_names, observables=DETECTOR_OBSERVABLES)
+    return mode, out
+
+
+def detector_rows(dataset: str, samples: dict[str, ClassHistograms]) -> list[dict]:
+    """Per class and mode: jets, mean and median of each observable, and the real dataset's
+    published mean multiplicity (:data:`~partnb.data.detector.REAL_MULTIPLICITY`) where
+    known, with the relative difference of the mean multiplicity from it."""
+    from ..data.detector import REAL_MULTIPLICITY
+
+    rows = []
+    for mode, h in samples.items():
+        for row in summary_rows(h):
+            real = REAL_MULTIPLICITY.get((dataset, row["class"]), float("nan"))
+            rows.append({"mode": mode, **row, "real_mean_jet_nparticles": real,
+                         "relative_to_real": row["mean_jet_nparticles"] / real - 1})
+    return rows

@@ -48,6 +48,17 @@ __all__ = ["DETECTOR_MODES", "DETECTOR_MODEL_VERSION", "DetectorSpec", "DETECTOR
 DETECTOR_MODES = ("none", "cms-like", "atlas-like")
 #: Bump when the response of a mode changes (enters the cache key of its generated data).
 DETECTOR_MODEL_VERSION = 1
+#: The detector each dataset's real files went through: JetClass the Delphes CMS card
+#: (particle-flow candidates), Top Landscape the ATLAS card (calorimeter towers); the
+#: Quark-Gluon dataset is particle level.
+REAL_DATASET_DETECTOR = {"jetclass": "cms-like", "toplandscape": "atlas-like", "quarkgluon": "none"}
+#: Mean constituent multiplicity of the real datasets' jets, per (dataset, class), where
+#: published or measured on the public files: JetClass H->bb (the first 12 jets of
+#: JetClass_example_100k average 39.3; about 41 for the class), Top Landscape top and QCD
+#: (arXiv:1902.09914's files), Quark-Gluon quark and gluon (EnergyFlow's files, particle level).
+REAL_MULTIPLICITY = {("jetclass", "Hbb"): 41.0, ("toplandscape", "top"): 55.0,
+                     ("toplandscape", "QCD"): 43.0, ("quarkgluon", "quark"): 33.8,
+                     ("quarkgluon", "gluon"): 53.4}
 
 _PHOTON_ID = 22
 _NEUTRAL_HADRON_ID = 130

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["use_style", "class_histogram_grid"]
+__all__ = ["use_style", "class_histogram_grid", "detector_overlay"]
 
 
 def use_style() -> None:
@@ -44,6 +44,43 @@ def class_histogram_grid(h, variables: Sequence[str] | None = None, *, ncols: in
     for ax in list(axes.flat)[len(variables):]:
         ax.set_visible(False)
     axes.flat[0].legend(ncol=2 if len(h.classes) > 4 else 1)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def detector_overlay(samples: dict, variables: Sequence[str], *, real: dict | None = None,
+                     title: str | None = None):
+    """One panel per variable: each class's normalised histogram at particle level (dashed)
+    and through the detector emulation (solid), same colour per class; ``real`` maps
+    class -> the real dataset's mean of the first variable, drawn as a tick on its axis."""
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+
+    fig, axes = plt.subplots(1, len(variables), figsize=(5.2 * len(variables), 4.0), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, var in zip(axes.flat, variables, strict=True):
+        for (mode, h), style in zip(samples.items(), ("--", "-"), strict=True):
+            dens = h.density(var)
+            for c, name in enumerate(h.classes):
+                if h.entries[var][c]:
+                    hep.histplot(dens[c], h.edges[var], ax=ax, color=colors(c % 10), lw=1.2, ls=style,
+                                 label=f"{name} ({mode})" if len(h.classes) <= 3 else None)
+        ax.set_xlabel(h.labels.get(var, var))
+        ax.set_ylabel("density")
+        ax.set_xlim(h.edges[var][0], h.edges[var][-1])
+    first = next(iter(samples.values()))
+    for c, name in enumerate(first.classes):
+        if real and name in real:
+            axes.flat[0].axvline(real[name], color=colors(c % 10), lw=0.8, ls=":")
+    if len(first.classes) > 3:  # one legend entry per class and one per mode
+        from matplotlib.lines import Line2D
+        handles = [Line2D([], [], color=colors(c % 10), label=n) for c, n in enumerate(first.classes)]
+        handles += [Line2D([], [], color="k", ls=s, label=m) for m, s in zip(samples, ("--", "-"), strict=True)]
+        axes.flat[0].legend(handles=handles, ncol=2, fontsize=7)
+    else:
+        axes.flat[0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
