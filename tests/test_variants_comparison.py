@@ -148,6 +148,8 @@ def test_verdict_on_known_rows():
     assert spread["variants"]["sparsemax"]["same_accuracy"]
     assert "only softmax" in va.variants_verdict([_row("softmax", 0.9, 0.0)])["sentence"].lower()
     assert va.variants_verdict([])["sentence"].startswith("No variant")
+    assert [va.variants_verdict(r)["n_variants"] for r in ([], [_row("softmax", 0.9, 0.0)])] == [0, 0]
+    assert worse["n_variants"] == 2
 
 
 @pytest.mark.slow  # the session's papermill run of every notebook on params/tiny.yaml
@@ -163,5 +165,5 @@ def test_11_tables_of_the_tiny_run(tiny_figures):
     assert 0 <= float(row["accuracy"]) <= 1 and float(row["frac_exact_zero"]) == 0
     assert float(row["train_jets_per_s"]) > 0
     verdict = json.loads((tiny_figures / "11_verdict.json").read_text())
-    assert "no explicit variant" in verdict["sentence"]
+    assert "no explicit variant" in verdict["sentence"] and verdict["n_variants"] == 0
     assert (tiny_figures / "11_accuracy_vs_sparsity.png").stat().st_size > 0

@@ -251,16 +251,16 @@ def variants_verdict(rows: Sequence[dict]) -> dict:
     emergent softmax model; a ``seed_spread`` key on a row, the seed-to-seed standard deviation
     of the accuracy, is added to the errors where the study has it).
 
-    Returns a dict: per explicit variant its accuracy change, in combined errors, and whether it
+    Returns a dict: ``n_variants`` (trained variants beside the base), per explicit variant its accuracy change, in combined errors, and whether it
     is the same within :data:`SAME_WITHIN` errors; the softmax and sparsemax binary fractions
     and median row maxima; and ``sentence``.
     """
     binary = ROWS_MAX_COLUMNS[0]
     if not rows:
-        return {"sentence": "No variant is trained: nothing to compare."}
+        return {"n_variants": 0, "sentence": "No variant is trained: nothing to compare."}
     base = rows[0]
     spread = base.get("seed_spread", 0.0) or 0.0
-    out: dict = {"base": base["model"], "variants": {}}
+    out: dict = {"base": base["model"], "n_variants": len(rows) - 1, "variants": {}}
     parts = []
     for r in rows[1:]:
         err = math.sqrt(base["accuracy_err"] ** 2 + r["accuracy_err"] ** 2 + 2 * spread ** 2)
