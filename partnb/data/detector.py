@@ -47,7 +47,7 @@ __all__ = ["DETECTOR_MODES", "DETECTOR_MODEL_VERSION", "DetectorSpec", "DETECTOR
 #: ``dataset.detector`` values; ``none`` is particle level.
 DETECTOR_MODES = ("none", "cms-like", "atlas-like")
 #: Bump when the response of a mode changes (enters the cache key of its generated data).
-DETECTOR_MODEL_VERSION = 1
+DETECTOR_MODEL_VERSION = 2  # 2: jets left with fewer than two constituents are not kept
 #: The detector each dataset's real files went through: JetClass the Delphes CMS card
 #: (particle-flow candidates), Top Landscape the ATLAS card (calorimeter towers); the
 #: Quark-Gluon dataset is particle level.

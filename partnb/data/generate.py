@@ -496,6 +496,10 @@ def _jet_branches(kj: dict[str, np.ndarray], part: dict[str, np.ndarray], n_cons
     }
 
 
+#: constituents a generated jet must have (a selection cut, after the detector response)
+MIN_CONSTITUENTS = 2
+
+
 def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia, detector: str = "none",
                      rng: np.random.Generator | None = None) -> dict[str, np.ndarray] | None:
     """The selected, truth-matched jets of a batch of events as JetClass branches (None when
@@ -519,6 +523,10 @@ def _jets_from_batch(batch, card: DatasetCard, proc: ProcessCard, pythia, detect
         return None
     kin = _jet_kinematics(jets, n_per_event)
     keep = _truth_matched(_in_window(kin, card, proc), kin, flat, counts, card, proc)
+    # a jet needs two constituents (attention over one particle is undefined and the readers
+    # refuse such jets): at particle level a jet in the pT window always has many, but the
+    # detector's towers and thresholds can leave a single tower
+    keep &= ak.to_numpy(ak.num(ak.flatten(cons, axis=1))) >= MIN_CONSTITUENTS
     if not keep.any():
         return None
     part, n_cons = _constituents(cons, keep, fin, fin_counts)
