@@ -120,7 +120,11 @@ pd.DataFrame(rows)[[c for c in shown if rows and c in rows[0]]].round(4) if rows
 
 # %%
 if rows:
-    save_figure(accuracy_vs_sparsity(rows, title=f"{params.name}: accuracy against attention sparsity"),
+    plotted = [{k: r[k] for k in ("model", "accuracy", "accuracy_err", ROWS_MAX_COLUMNS[0],
+                                  ROWS_MAX_COLUMNS[0] + "_err", "median_row_max",
+                                  "uniform_median_row_max")} for r in rows]
+    save_table(plotted, out, "11_accuracy_vs_sparsity")
+    save_figure(accuracy_vs_sparsity(plotted, title=f"{params.name}: accuracy against attention sparsity"),
                 out, "11_accuracy_vs_sparsity")
 
 # %% [markdown]

@@ -167,3 +167,5 @@ def test_11_tables_of_the_tiny_run(tiny_figures):
     verdict = json.loads((tiny_figures / "11_verdict.json").read_text())
     assert "no explicit variant" in verdict["sentence"] and verdict["n_variants"] == 0
     assert (tiny_figures / "11_accuracy_vs_sparsity.png").stat().st_size > 0
+    plotted = list(csv.DictReader((tiny_figures / "11_accuracy_vs_sparsity.csv").open()))
+    assert [(r["model"], r["accuracy"]) for r in plotted] == [("softmax", row["accuracy"])]
