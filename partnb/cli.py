@@ -408,15 +408,32 @@ class _Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+def _quiet_from_now_on():
+    """The work is being stopped: the kernel of a running notebook gets the same Ctrl-C and
+    dies, and the libraries around it (nbclient, asyncio) log that as errors and tracebacks
+    while the command unwinds. Nothing of that is news to a user who stopped it: from the
+    signal on, only partnb's own one line is printed. Called in the signal handler, before any
+    other code of the main thread runs again."""
+    import logging
+
+    logging.disable(logging.CRITICAL)
+
+
 def _raise_terminated(signum, frame):
+    _quiet_from_now_on()
     raise _Terminated(signum)
+
+
+def _raise_interrupt(signum, frame):
+    _quiet_from_now_on()
+    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def _stop_like_ctrl_c():
     """While the command runs, SIGTERM and SIGHUP unwind it like Ctrl-C (Python's default
     for them ends the process at once: no ``finally``, temp files and worker processes left
-    behind). Signals ignored when partnb started (``nohup``) stay ignored; the previous
+    behind), and all three silence library logging first (:func:`_quiet_from_now_on`). Signals ignored when partnb started (``nohup``) stay ignored; the previous
     handlers come back afterwards (``main`` called in process, e.g. by tests)."""
     import threading
 
@@ -424,9 +441,12 @@ def _stop_like_ctrl_c():
     if threading.current_thread() is not threading.main_thread():  # signal.signal refuses
         yield
         return
-    before = {s: signal.getsignal(s) for s in signums}
+    before = {s: signal.getsignal(s) for s in [*signums, signal.SIGINT]}
     for s, handler in before.items():
-        if handler is signal.SIG_DFL:
+        if s == signal.SIGINT:
+            if handler is signal.default_int_handler:  # Python's own Ctrl-C, not an ignored one
+                signal.signal(s, _raise_interrupt)
+        elif handler is signal.SIG_DFL:
             signal.signal(s, _raise_terminated)
     try:
         yield
@@ -448,12 +468,12 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except KeyboardInterrupt as exc:  # first: the clause below imports torch (seconds)
         signum = getattr(exc, "signum", signal.SIGINT)
-        # papermill's cell task, cut off here, is collected at exit with the kernel's death as
-        # its exception, and asyncio would log that as a traceback: nothing is left to report.
-        import logging
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        _quiet_from_now_on()  # also for a KeyboardInterrupt raised before the handler was in place
         print(f"partnb: stopped by {signal.Signals(signum).name}; complete files are kept and "
               "the same command resumes", file=sys.stderr)
+        if argv is not None:  # called in process (tests, scripts): logging works again for them
+            import logging
+            logging.disable(logging.NOTSET)
         return 128 + signum
     except _user_errors() as exc:
         print(f"partnb: error: {exc}", file=sys.stderr)
