@@ -433,8 +433,9 @@ def _raise_interrupt(signum, frame):
 def _stop_like_ctrl_c():
     """While the command runs, SIGTERM and SIGHUP unwind it like Ctrl-C (Python's default
     for them ends the process at once: no ``finally``, temp files and worker processes left
-    behind), and all three silence library logging first (:func:`_quiet_from_now_on`). Signals ignored when partnb started (``nohup``) stay ignored; the previous
-    handlers come back afterwards (``main`` called in process, e.g. by tests)."""
+    behind), and all three silence library logging first (:func:`_quiet_from_now_on`).
+    Signals ignored when partnb started (``nohup``) stay ignored; the previous handlers come
+    back afterwards (``main`` called in process, e.g. by tests)."""
     import threading
 
     signums = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]

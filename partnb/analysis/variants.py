@@ -251,9 +251,10 @@ def variants_verdict(rows: Sequence[dict]) -> dict:
     emergent softmax model; a ``seed_spread`` key on a row, the seed-to-seed standard deviation
     of the accuracy, is added to the errors where the study has it).
 
-    Returns a dict: ``n_variants`` (trained variants beside the base), per explicit variant its accuracy change, in combined errors, and whether it
-    is the same within :data:`SAME_WITHIN` errors; the softmax and sparsemax binary fractions
-    and median row maxima; and ``sentence``.
+    Returns a dict: ``n_variants`` (trained variants beside the base); per explicit variant
+    its accuracy change, in combined errors, and whether it is the same within
+    :data:`SAME_WITHIN` errors; the softmax and sparsemax binary fractions and median row
+    maxima; and ``sentence``.
     """
     binary = ROWS_MAX_COLUMNS[0]
     if not rows:
