@@ -70,7 +70,7 @@ classes = list(DATASETS[params.dataset.name].classes)
 # in anything but the attention is left out, with the key that differs.
 
 # %%
-variants, skipped = va.compare_variants(params, va.variant_files(params))
+variants, skipped = va.compare_variants(params, va.variant_files(params), attentions=va.EXPLICIT)
 status = [{"variant": name, "checkpoint": os.path.relpath(final_checkpoint(p), params.root),
            "status": "not trained" if needs_training(p) else "trained",
            "command": f"partnb train {os.path.relpath(p.source, params.root)}"}

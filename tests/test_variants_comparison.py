@@ -52,12 +52,20 @@ def test_only_files_that_change_the_attention_are_variants(tmp_path):
 
 
 def test_the_committed_variant_files_are_variants_of_the_default():
+    """Every committed variant file is a variant of notebook 11 or of notebook 12, and each
+    notebook leaves out the other's with a reason that names the notebook."""
+    from partnb.analysis import differential as di
+
     base = load_params(PARAMS / "toplandscape.yaml", check_files=False)
     files = va.variant_files(base)
     assert files and all(f.name.startswith("toplandscape_") for f in files)
-    chosen, skipped = va.compare_variants(base, files)
-    assert not skipped, skipped
-    assert len(chosen) == len(files) + 1
+    chosen, skipped = va.compare_variants(base, files, attentions=va.EXPLICIT)
+    chosen12, skipped12 = di.differential_variants(base)
+    assert len(chosen) + len(chosen12) == len(files) + 2
+    assert all("compared in notebook 12" in s["reason"] for s in skipped), skipped
+    assert all("compared in notebook 11" in s["reason"] for s in skipped12), skipped12
+    assert len(skipped) == len(chosen12) - 1 and len(skipped12) == len(chosen) - 1
+    assert {p.model.attention for _, p in chosen12[1:]} <= set(di.DIFFERENTIAL)
     # run on a variant file, the others are its variants and it is not its own
     own = load_params(files[0], check_files=False)
     assert files[0] not in va.variant_files(own)

@@ -3,7 +3,8 @@ the same jets (notebook 11, docs/analyses.md#emergent-against-explicit-sparsity)
 
 The variants are params files, ``params/variants/<name>_<variant>.yaml``: the params' own
 model (softmax attention for the defaults) beside every file that changes only
-``model.attention`` (sparsemax, entmax15, differential) or ``train.attention_penalty``, with
+``model.attention`` (sparsemax, entmax15; the differential forms are notebook 12's,
+:mod:`partnb.analysis.differential`) or ``train.attention_penalty``, with
 the same data, recipe and budget; :func:`compare_variants` leaves out any other file, naming
 the first key that differs. Each variant is an ordinary run (``partnb train FILE``), so every
 notebook also runs on it (``partnb run FILE``).
@@ -37,7 +38,7 @@ import numpy as np
 
 from .sparsity import BINARY_ROW_THRESHOLD, ROWS_MAX_COLUMNS
 
-__all__ = ["VARIANT_KEYS", "SUBJET_CLASS", "SAME_WITHIN", "variant_name", "variant_files",
+__all__ = ["VARIANT_KEYS", "EXPLICIT", "SUBJET_CLASS", "SAME_WITHIN", "variant_name", "variant_files",
            "compare_variants", "training_speed", "variant_row", "variants_verdict"]
 
 #: the params keys a variant may change (besides where its run is written)
@@ -48,6 +49,8 @@ SUBJET_CLASS = {"jetclass": ("Tbqq", 3), "toplandscape": ("top", 3)}
 SAME_WITHIN = 2.0
 #: the sections that must agree between the points (the run's own location aside)
 _COMPARED = ("dataset", "features", "model", "train", "seed")
+#: the attention variants of notebook 11 (the differential forms are notebook 12's)
+EXPLICIT = ("softmax", "sparsemax", "entmax15")
 #: keys that say how a run is watched or where generated jets are cached, not what it trains
 _IGNORED = {"train.monitor_jets", "train.monitor_as_coded", "train.threads", "dataset.cache_dir",
             "dataset.workers"}
@@ -87,11 +90,16 @@ def _settings(params) -> dict:
     return {k: v for k, v in _flat({s: data[s] for s in _COMPARED}).items() if k not in _IGNORED}
 
 
-def compare_variants(params, files: Sequence[Path]) -> tuple[list[tuple[str, object]], list[dict]]:
+def compare_variants(params, files: Sequence[Path], *, attentions: Sequence[str] | None = None,
+                     allow: Sequence[str] = (), weights_in_name: bool = False,
+                     ) -> tuple[list[tuple[str, object]], list[dict]]:
     """Split ``files`` into the variants of ``params`` and the rest.
 
     A file is a variant when its params differ from ``params`` only in :data:`VARIANT_KEYS`
-    and it is another variant than ``params`` and every earlier file.
+    (and the keys in ``allow``), its attention is one of ``attentions`` (None: any), and it
+    is another variant than ``params`` and every earlier file. With ``weights_in_name`` a
+    variant whose model differs in size from the params' model gets its trainable weight
+    count in its name ("differential, 344k weights").
 
     Returns:
         ([(variant name, params)], with ``params`` itself first; [{file, reason}] for the
@@ -103,15 +111,27 @@ def compare_variants(params, files: Sequence[Path]) -> tuple[list[tuple[str, obj
     from partnb.params import load_params
 
     ref = _settings(params)
+    free = (*VARIANT_KEYS, *allow)
     chosen = [(variant_name(params), params)]
     skipped = []
     for path in files:
         other = load_params(path, check_files=False)
         got = _settings(other)
         diff = next((k for k in sorted(set(ref) | set(got))
-                     if k not in VARIANT_KEYS and ref.get(k) != got.get(k)), None)
+                     if k not in free and ref.get(k) != got.get(k)), None)
         name = variant_name(other)
-        if diff is not None:
+        if weights_in_name and any(ref.get(k) != got.get(k) for k in allow):
+            from partnb.model.factory import model_from_params
+
+            from .differential import n_weights
+
+            name += f", {n_weights(model_from_params(other)) / 1000:.0f}k weights"
+        if attentions is not None and other.model.attention not in attentions:
+            where = ("notebook 12" if other.model.attention.startswith("differential")
+                     else "notebook 11")
+            skipped.append({"file": str(path), "reason": f"{variant_name(other)} attention: "
+                            f"compared in {where}"})
+        elif diff is not None:
             skipped.append({"file": str(path), "reason": f"{diff} = {got.get(diff)!r}, not "
                             f"{ref.get(diff)!r} as in {Path(params.source or '').name}"})
         elif any(name == n for n, _ in chosen):
@@ -176,7 +196,7 @@ def training_speed(model, inputs, *, penalty: dict | None = None, batch_size: in
 def variant_row(name: str, model, inputs, *, dataset: str, classes: Sequence[str],
                 subjets=None, subjet_class: int | None = None, is_lepton: np.ndarray | None = None,
                 batch_size: int = 100, train_dir: Path | None = None,
-                penalty: dict | None = None) -> dict:
+                penalty: dict | None = None, extra_consumers: Sequence[object] = ()) -> dict:
     """Every measure of the module docstring for one trained ``model`` on ``inputs``.
 
     Args:
@@ -187,6 +207,8 @@ def variant_row(name: str, model, inputs, *, dataset: str, classes: Sequence[str
         is_lepton: (jets, P) lepton flags, or None where the data have no PID.
         train_dir: the run's directory (training speed as logged, ``train_log.json``).
         penalty: the variant's ``train.attention_penalty`` (its training steps include it).
+        extra_consumers: more stream consumers fed by the same attention pass (notebook 12's
+            :class:`~partnb.analysis.differential.SignedWeights`).
     """
     from partnb.model.factory import predict
     from partnb.model.part import Intervention
@@ -215,8 +237,8 @@ def variant_row(name: str, model, inputs, *, dataset: str, classes: Sequence[str
     counter = InteractionCounter()
     features = JetAttentionFeatures(len(inputs), subjets=subjets, is_lepton=is_lepton,
                                     classes=classes)
-    stream_attention(model, inputs, [sparsity, counter, features], batch_size=batch_size,
-                     capture=("A", "U", "L", "P"))
+    stream_attention(model, inputs, [sparsity, counter, features, *extra_consumers],
+                     batch_size=batch_size, capture=("A", "U", "L", "P"))
     s = sparsity.finish().summary_row("correct")
     for key in ("frac_exact_zero", *ROWS_MAX_COLUMNS):
         row[key], row[key + "_err"] = s[key], s[key + "_err"]
