@@ -25,8 +25,10 @@ def signed_weights(hist_rows: Sequence[Mapping], block_rows: Sequence[Mapping], 
         frac = np.array([r["fraction"] for r in rows])
         axes[0].stairs(np.where(frac > 0, frac, np.nan), edges, color=f"C{k}", label=model)
     axes[0].axvline(0.0, color="grey", lw=0.8)
+    filled = [r["lo"] for r in hist_rows if r["entries"]]
+    axes[0].set_xlim(min(min(filled, default=0.0), 0.0) - 0.05, 1.02)
     axes[0].set_yscale("log")
-    axes[0].set_xlabel("attention weight W (real pairs; differential: P₁ − λ·P₂)")
+    axes[0].set_xlabel(r"attention weight W (real pairs; differential: $P_1 - \lambda P_2$)")
     axes[0].set_ylabel("fraction of entries per 0.01")
     axes[0].legend(fontsize=8)
     shown = False
@@ -37,6 +39,8 @@ def signed_weights(hist_rows: Sequence[Mapping], block_rows: Sequence[Mapping], 
             axes[1].plot([r["layer"] for r in rows], [r["lambda"] for r in rows], "o-",
                          color=f"C{k}", label=model)
             shown = True
+    blocks = sorted({r["layer"] for r in block_rows if r["layer"] != "all"})
+    axes[1].set_xticks(blocks)
     axes[1].set_xlabel("particle block")
     axes[1].set_ylabel("λ")
     axes[1].set_ylim(0, 1.05)
