@@ -131,7 +131,7 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
                     str(book), str(out),
                     parameters={"params_file": str(params_file), "progress": False},
                     kernel_name=kernel, cwd=str(book.parent), progress_bar=False,
-                    log_output=False, shutdown_kernel="immediate",
+                    log_output=False, shutdown_kernel="immediate", config=_kernel_config(),
                 )
             except pm.PapermillExecutionError as exc:
                 error = (f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: "
@@ -220,13 +220,22 @@ def run_comparison(params_files, *, output: str | os.PathLike | None = None,
             parameters={"params_files": [str(p) for p in paths], "output_dir": str(figures),
                         "progress": False},
             kernel_name=ensure_kernel(), cwd=str(book.parent), progress_bar=False, log_output=False,
-            shutdown_kernel="immediate",
+            shutdown_kernel="immediate", config=_kernel_config(),
         )
     except pm.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: {_first_line(exc.evalue)}"
     seconds = time.perf_counter() - t0
     log(f"{book.stem:<28} {seconds:8.1f} s  {'ok' if error is None else f'FAILED at {error}'}")
     return NotebookResult(book.stem, seconds, out, error)
+
+
+def _kernel_config():
+    """Configuration of the notebooks' kernels: the kernel and papermill talk over Unix
+    sockets (``ipc``) instead of TCP on localhost. Nothing listens on a network port, and
+    ipykernel >= 7 no longer prints a warning about unencrypted TCP into every batch log."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc"}})
 
 
 def _first_line(text: str) -> str:

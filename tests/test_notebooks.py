@@ -119,6 +119,24 @@ def test_only_names_a_missing_notebook(tmp_path):
     assert res.returncode == 2 and "partnb compare" in res.stderr
 
 
+@pytest.mark.slow  # one papermill run
+def test_batch_log_has_no_kernel_transport_warning(tiny_run):
+    """The notebooks' kernels talk to papermill over Unix sockets: ipykernel >= 7 warns on
+    every TCP kernel without encryption, a line that would fill the main job's log once per
+    notebook. The run's whole output is the runner's own lines."""
+    import subprocess
+    import sys
+
+    tmp, _ = tiny_run
+    res = subprocess.run([sys.executable, "-m", "partnb.cli", "run", str(tmp / "tiny.yaml"),
+                          "--only", "09"], capture_output=True, text=True, timeout=600,
+                         stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    text = res.stdout + res.stderr
+    assert "09_sparsity_emergence" in text and " ok" in text
+    assert "without encryption" not in text and "WARNING" not in text, text
+
+
 def test_mismatched_checkpoint_fails_that_notebook_and_the_others_run(tiny_run, tmp_path):
     """A params file whose model does not match the data's features: notebook 02 fails with
     the checkpoint error naming the tensor; the next notebook still runs."""
