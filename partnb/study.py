@@ -215,7 +215,7 @@ def study_rows(study: Study) -> list[dict]:
         p = point.params
         key = p.hash("dataset")
         if key not in sizes:
-            sizes[key] = split_sizes(p)["train"]
+            sizes[key] = split_sizes(p, generate=False)["train"]  # never generates
         jets = min(sizes[key], p.train.max_jets or sizes[key])
         row = {"point": point.name, "knob": point.knob, "value": point.value, "seed": point.seed,
                "train_jets": jets, "epochs": p.train.epochs, "steps": last["step"],

@@ -159,3 +159,23 @@ def test_a_categorical_knob_keeps_the_base_first():
     (effect,) = knob_effects(rows, ["detector"], "m")
     assert (effect["from_x"], effect["to_x"]) == ("none", "atlas-like")
     assert effect["from"] == pytest.approx(0.03) and effect["change"] == pytest.approx(0.06)
+
+
+@pytest.mark.slow  # reads the tiny run's generated files
+def test_split_sizes_from_the_plan_equal_the_files_and_generate_nothing(tiny_run, tmp_path):
+    """Notebook 10 counts each grid point's training jets with ``generate=False``: where the
+    generated files are not there (a fresh clone, a detector point) the sizes come from the
+    generation plan, equal to what the files give, and nothing is generated."""
+    from partnb.data.sample import split_sizes
+    from partnb.params import load_params
+
+    tmp, _ = tiny_run
+    params = load_params(tmp / "tiny.yaml")
+    from_files = split_sizes(params, generate=False)
+    assert from_files == split_sizes(params) and sum(from_files.values()) > 0
+    data = yaml.safe_load((tmp / "tiny.yaml").read_text())
+    data["dataset"]["cache_dir"] = str(tmp_path / "empty")
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert split_sizes(load_params(path), generate=False) == from_files
+    assert not any((tmp_path / "empty").rglob("*.root"))

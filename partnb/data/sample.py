@@ -72,12 +72,30 @@ def file_labels(path) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
 
 
-def split_sizes(params) -> dict[str, int]:
-    """Jets in each split of the params' dataset (from the files' labels, no features built)."""
+def split_sizes(params, *, generate: bool = True) -> dict[str, int]:
+    """Jets in each split of the params' dataset (from the files' labels, no features built).
+
+    With ``generate=False`` a generated dataset whose files are not (all) there is counted
+    from its plan instead of being generated: every generated file holds ``jets_per_file``
+    jets of one class, so the plan gives the same sizes as the files (a test checks it).
+    Notebook 10 reads the training-jet counts of its grid points this way, so a fresh clone
+    does not generate the grid's datasets to draw them."""
     from . import dataset_files
     from .io import count_jets
 
     sizes = dict.fromkeys(SPLITS, 0)
+    if not generate and params.dataset.source == "generate":
+        from .generate import GenerationConfig, iter_generated_files, plan_chunks
+
+        config = GenerationConfig.from_params(params)
+        if not all(f.exists() for f in iter_generated_files(config, params.dataset.cache_dir)):
+            for chunk in plan_chunks(config):
+                for split in SPLITS:
+                    cut = split_slice(chunk.n_jets, params.dataset.split, split)
+                    sizes[split] += cut.stop - cut.start
+            if params.dataset.test_files:
+                sizes["test"] = count_jets(list(params.dataset.test_files))
+            return sizes
     for f in dataset_files(params).files:
         labels = file_labels(f)
         for split in SPLITS:
