@@ -122,3 +122,39 @@ def mixed_jets(n_jets=300, p=32, seed=0):
     vec = (vec * mask).astype(np.float32)
     return JetInputs(feats, vec, mask, rng.integers(0, 10, size=n_jets), n.astype(np.int64), "kin",
                      tuple(f"f{i}" for i in range(7)))
+
+
+def variant_params_file(tmp_path, name: str, changes: dict, dataset: str = "toplandscape"):
+    """``params/<dataset>.yaml`` with ``changes`` ({"section.key": value}) written to
+    ``tmp_path/<dataset>_<name>.yaml``, as a variant file of notebooks 11 and 12 is named."""
+    import yaml
+
+    data = yaml.safe_load((PARAMS / f"{dataset}.yaml").read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        data.setdefault(section, {})[key] = value
+    path = tmp_path / f"{dataset}_{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+#: a small ParT for unit tests of the attention-variant analyses (notebooks 11 and 12)
+SMALL_PART = dict(embed_dims=(16, 32, 16), pair_embed_dims=(8, 8), num_heads=2, num_layers=2,
+                  num_cls_layers=1)
+
+
+def sharp_small_model(attention: str):
+    """A random :data:`SMALL_PART` ParT (7 inputs, 2 classes, seed 0) of the given attention
+    variant, its query-key projections scaled by 3 so that its attention is sharper, as in
+    trained models, in eval mode."""
+    import torch
+
+    from partnb.model import ParticleTransformer
+
+    torch.manual_seed(0)
+    model = ParticleTransformer(7, 2, trim=False, attention=attention, **SMALL_PART)
+    with torch.no_grad():
+        for name, value in model.named_parameters():
+            if "in_proj" in name and name.endswith("weight"):
+                value.mul_(3.0)
+    return model.eval()

@@ -11,20 +11,16 @@ import math
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from partnb.analysis import differential as di
 from partnb.analysis import variants as va
 from partnb.analysis.stream import Batch
-from partnb.model import ParticleTransformer
 from partnb.params import load_params
 
-from conftest import PARAMS, mixed_jets
+from conftest import PARAMS, mixed_jets, sharp_small_model, variant_params_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SMALL = dict(embed_dims=(16, 32, 16), pair_embed_dims=(8, 8), num_heads=2, num_layers=2,
-             num_cls_layers=1)
 
 
 def _record(P, padding, lam=None):
@@ -77,17 +73,6 @@ def test_signed_weights_errors_need_two_groups():
     assert row["frac_negative_err"] > 0 and math.isnan(row["lambda"])
 
 
-def _model(attention: str, pair=True) -> ParticleTransformer:
-    torch.manual_seed(0)
-    kw = dict(SMALL) if pair else dict(SMALL, pair_embed_dims=())
-    model = ParticleTransformer(7, 2, trim=False, attention=attention, **kw)
-    with torch.no_grad():  # sharper attention, as in trained models; λ well away from 0
-        for name, value in model.named_parameters():
-            if "in_proj" in name and name.endswith("weight"):
-                value.mul_(3.0)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def jets():
     j = mixed_jets(60, p=24, seed=5)
@@ -96,7 +81,7 @@ def jets():
 
 @pytest.mark.parametrize("attention", ["softmax", "differential", "differential_u"])
 def test_differential_row(jets, attention):
-    model = _model(attention)
+    model = sharp_small_model(attention)
     row, signed = di.differential_row(attention, model, jets, dataset="toplandscape",
                                       classes=["a", "b"], batch_size=20)
     assert row["n_weights"] == sum(p.numel() for p in model.parameters())
@@ -136,24 +121,14 @@ def test_weight_counts_of_the_committed_variants():
     assert counts["differential"] - soft >= L * (2 * C * C + 2 * C)
 
 
-def _file(tmp_path, name, changes):
-    data = yaml.safe_load((PARAMS / "toplandscape.yaml").read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split(".")
-        data.setdefault(section, {})[key] = value
-    path = tmp_path / f"toplandscape_{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 def test_which_files_are_differential_variants(tmp_path):
     base = load_params(PARAMS / "toplandscape.yaml", check_files=False)
-    files = [_file(tmp_path, "a", {"model.attention": "differential"}),
-             _file(tmp_path, "b", {"model.attention": "differential", "model.embed_dims": [16, 32, 64]}),
-             _file(tmp_path, "c", {"model.attention": "differential", "train.lr": 0.002}),
-             _file(tmp_path, "d", {"model.attention": "sparsemax"}),
-             _file(tmp_path, "e", {"model.attention": "differential_u"}),
-             _file(tmp_path, "f", {"model.embed_dims": [32, 64, 64]})]
+    files = [variant_params_file(tmp_path, "a", {"model.attention": "differential"}),
+             variant_params_file(tmp_path, "b", {"model.attention": "differential", "model.embed_dims": [16, 32, 64]}),
+             variant_params_file(tmp_path, "c", {"model.attention": "differential", "train.lr": 0.002}),
+             variant_params_file(tmp_path, "d", {"model.attention": "sparsemax"}),
+             variant_params_file(tmp_path, "e", {"model.attention": "differential_u"}),
+             variant_params_file(tmp_path, "f", {"model.embed_dims": [32, 64, 64]})]
     chosen, skipped = va.compare_variants(base, files, attentions=di.DIFFERENTIAL,
                                           allow=di.SIZE_KEYS, weights_in_name=True)
     assert [n for n, _ in chosen] == ["softmax", "differential", "differential, 344k weights",

@@ -10,37 +10,23 @@ import math
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from partnb.analysis import variants as va
-from partnb.model import ParticleTransformer
 from partnb.params import load_params
 
-from conftest import PARAMS, mixed_jets
+from conftest import PARAMS, mixed_jets, sharp_small_model, variant_params_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SMALL = dict(embed_dims=(16, 32, 16), pair_embed_dims=(8, 8), num_heads=2, num_layers=2,
-             num_cls_layers=1)
-
-
-def _variant_file(tmp_path, name: str, changes: dict):
-    data = yaml.safe_load((PARAMS / "toplandscape.yaml").read_text())
-    for dotted, value in changes.items():
-        section, key = dotted.split(".")
-        data.setdefault(section, {})[key] = value
-    path = tmp_path / f"toplandscape_{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def test_only_files_that_change_the_attention_are_variants(tmp_path):
     base = load_params(PARAMS / "toplandscape.yaml", check_files=False)
-    files = [_variant_file(tmp_path, "a", {"model.attention": "sparsemax"}),
-             _variant_file(tmp_path, "b", {"train.lr": 0.002, "model.attention": "entmax15"}),
-             _variant_file(tmp_path, "c", {"model.attention": "sparsemax", "output.models": "x"}),
-             _variant_file(tmp_path, "d", {"train.attention_penalty": {"kind": "entropy", "weight": 0.1}}),
-             _variant_file(tmp_path, "e", {"model.attention": "entmax15", "train.monitor_jets": 20,
+    files = [variant_params_file(tmp_path, "a", {"model.attention": "sparsemax"}),
+             variant_params_file(tmp_path, "b", {"train.lr": 0.002, "model.attention": "entmax15"}),
+             variant_params_file(tmp_path, "c", {"model.attention": "sparsemax", "output.models": "x"}),
+             variant_params_file(tmp_path, "d", {"train.attention_penalty": {"kind": "entropy", "weight": 0.1}}),
+             variant_params_file(tmp_path, "e", {"model.attention": "entmax15", "train.monitor_jets": 20,
                                            "train.threads": 2})]
     chosen, skipped = va.compare_variants(base, files)
     assert [name for name, _ in chosen] == ["softmax", "sparsemax", "softmax + entropy 0.1", "entmax15"]
@@ -71,16 +57,6 @@ def test_the_committed_variant_files_are_variants_of_the_default():
     assert files[0] not in va.variant_files(own)
 
 
-def _model(attention: str) -> ParticleTransformer:
-    torch.manual_seed(0)
-    model = ParticleTransformer(7, 2, trim=False, attention=attention, **SMALL)
-    with torch.no_grad():  # sharper attention, as in trained models
-        for name, value in model.named_parameters():
-            if "in_proj" in name and name.endswith("weight"):
-                value.mul_(3.0)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def jets():
     j = mixed_jets(60, p=24, seed=3)
@@ -92,7 +68,7 @@ def test_variant_row_measures(jets, attention):
     from partnb.analysis.attention_features import subjet_assignments
     from partnb.model.factory import predict
 
-    model = _model(attention)
+    model = sharp_small_model(attention)
     subjets = subjet_assignments(jets, counts=(3,))
     lepton = np.zeros(jets.mask[:, 0].shape, bool)
     lepton[::7, 0] = jets.mask[::7, 0, 0] > 0
@@ -115,7 +91,7 @@ def test_variant_row_measures(jets, attention):
 
 
 def test_sparsemax_is_sparser_than_softmax_on_the_same_weights(jets):
-    rows = [va.variant_row(a, _model(a), jets, dataset="toplandscape", classes=["a", "b"],
+    rows = [va.variant_row(a, sharp_small_model(a), jets, dataset="toplandscape", classes=["a", "b"],
                            batch_size=20) for a in ("softmax", "sparsemax")]
     assert rows[1]["mean_norm_entropy"] < rows[0]["mean_norm_entropy"]
     assert rows[1]["median_row_max"] > rows[0]["median_row_max"]
@@ -123,7 +99,7 @@ def test_sparsemax_is_sparser_than_softmax_on_the_same_weights(jets):
 
 
 def test_training_speed_includes_the_penalty(jets):
-    model = _model("softmax")
+    model = sharp_small_model("softmax")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     assert va.training_speed(model, jets, penalty={"kind": "entropy", "weight": 0.1},
                              batch_size=20, batches=2) > 0
