@@ -14,6 +14,7 @@ from test_interaction import random_inputs, random_model
 import partnb.analysis
 from partnb.analysis import (
     attention_features,
+    differential,
     emergence,
     interaction,
     magnitude,
@@ -55,7 +56,8 @@ def _build(inputs, model):
             substructure.InterSubjetAttentionFraction(subjets),
             substructure.GraphJetAttention(L - 1, [0, 2]),
             attention_features.JetAttentionFeatures(len(inputs), subjets={2: subjets},
-                                                    is_lepton=is_lepton)]
+                                                    is_lepton=is_lepton),
+            differential.SignedWeights(L)]
 
 
 def test_each_consumer_gives_a_table_after_a_pass(one_torch_thread):
