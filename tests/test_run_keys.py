@@ -29,6 +29,11 @@ RUNS = {
     "models/toplandscape/entmax15/train_state.pt": ("variants/toplandscape_entmax15.yaml", False),
     "models/toplandscape/entropy-0.01/train_state.pt": ("variants/toplandscape_entropy-0.01.yaml", False),
     "models/toplandscape/entropy-0.1/train_state.pt": ("variants/toplandscape_entropy-0.1.yaml", False),
+    "models/toplandscape/differential/train_state.pt": ("variants/toplandscape_differential.yaml", False),
+    "models/toplandscape/differential-equal/train_state.pt": (
+        "variants/toplandscape_differential-equal.yaml", False),
+    "models/toplandscape/differential_u/train_state.pt": ("variants/toplandscape_differential_u.yaml", False),
+    "models/jetclass/sparsemax/train_state.pt": ("variants/jetclass_sparsemax.yaml", False),
 }
 
 
