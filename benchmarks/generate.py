@@ -205,14 +205,16 @@ def main() -> None:
     result = json.loads(path.read_text()) if args.only and path.exists() else {}
     machine = {"cpus": os.cpu_count(), "platform": platform.platform(),
                "python": platform.python_version()}
-    if args.only != "detector":  # the detector part stamps its own date and machine
+    if args.only not in ("detector", "read"):  # those parts stamp their own date and machine
         result["machine"], result["date"] = machine, time.strftime("%Y-%m-%d")
     if args.only in (None, "classes"):
         result["per_class_one_core"] = class_rates(args.jets)
     if args.only in (None, "parallel"):
         result["parallel"] = parallel_speedup(jets_per_file=args.parallel_jets, n_files=4)
     if args.only in (None, "read"):
-        result["read_generated_root_to_padded_features"] = read_rate(2000)
+        result["read_generated_root_to_padded_features"] = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine,
+            "load_1min_before": round(os.getloadavg()[0], 2), **read_rate(2000)}
     if args.only in (None, "detector"):
         result["detector_vs_particle_level"] = {
             "date": time.strftime("%Y-%m-%d"), "machine": machine,
