@@ -42,8 +42,6 @@ n_jets = None  # test jets; None means analysis.n_jets
 threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
-import os
-
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -54,7 +52,7 @@ from partnb.analysis.stream import analysis_inputs
 from partnb.analysis.substructure import PID_CODES, particle_types
 from partnb.data.schema import DATASETS
 from partnb.model.factory import final_checkpoint
-from partnb.notebook import needs_training, setup, trained_model
+from partnb.notebook import needs_training, setup, trained_model, variant_status
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.plots import use_style
 from partnb.plots.variants import accuracy_vs_sparsity
@@ -71,13 +69,7 @@ classes = list(DATASETS[params.dataset.name].classes)
 
 # %%
 variants, skipped = va.compare_variants(params, va.variant_files(params), attentions=va.EXPLICIT)
-status = [{"variant": name, "checkpoint": os.path.relpath(final_checkpoint(p), params.root),
-           "status": "not trained" if needs_training(p) else "trained",
-           "command": f"partnb train {os.path.relpath(p.source, params.root)}"}
-          for name, p in variants]
-status += [{"variant": "—", "checkpoint": os.path.relpath(s["file"], params.root), "status": "left out: " + s["reason"],
-            "command": ""} for s in skipped]
-display(Markdown(markdown_table(status)))
+display(Markdown(markdown_table(variant_status(params, variants, skipped))))
 trained = [(name, p) for name, p in variants if not needs_training(p)]
 
 # %% [markdown]

@@ -46,8 +46,6 @@ n_jets = None  # test jets; None means analysis.n_jets
 threads = None  # torch threads; None: analysis.threads of the params (0: all cores)
 
 # %%
-import os
-
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -56,7 +54,7 @@ from partnb.analysis.sparsity import ROWS_MAX_COLUMNS
 from partnb.analysis.stream import analysis_inputs
 from partnb.data.schema import DATASETS
 from partnb.model.factory import final_checkpoint, model_from_params
-from partnb.notebook import needs_training, setup, trained_model
+from partnb.notebook import needs_training, setup, trained_model, variant_status
 from partnb.outputs import figure_dir, markdown_table, save_figure, save_json, save_table
 from partnb.plots import use_style
 from partnb.plots.differential import ablation_bars, signed_weights
@@ -74,16 +72,9 @@ classes = list(DATASETS[params.dataset.name].classes)
 
 # %%
 variants, skipped = di.differential_variants(params)
-status = [{"model": name, "attention": p.model.attention,
-           "weights": di.n_weights(model_from_params(p)),
-           "embed_dims": str(list(p.model.embed_dims)),
-           "checkpoint": os.path.relpath(final_checkpoint(p), params.root),
-           "status": "not trained" if needs_training(p) else "trained",
-           "command": f"partnb train {os.path.relpath(p.source, params.root)}"}
-          for name, p in variants]
-status += [{"model": "—", "attention": "", "weights": "", "embed_dims": "",
-            "checkpoint": os.path.relpath(s["file"], params.root),
-            "status": "left out: " + s["reason"], "command": ""} for s in skipped]
+status = variant_status(params, variants, skipped, label="model", columns=lambda p: {
+    "attention": p.model.attention, "weights": di.n_weights(model_from_params(p)),
+    "embed_dims": str(list(p.model.embed_dims))})
 display(Markdown(markdown_table(status)))
 trained = [(name, p) for name, p in variants if not needs_training(p)]
 

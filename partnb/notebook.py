@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-__all__ = ["needs_training", "seeded_model", "setup", "trained_model", "trains_plain"]
+__all__ = ["needs_training", "seeded_model", "setup", "trained_model", "trains_plain",
+           "variant_status"]
 
 #: notebook parameters that are not read from a section of their own name
 _ALIASES = {"n_jets": "analysis.n_jets", "progress": "analysis.progress"}
@@ -148,3 +149,25 @@ def trains_plain(params) -> bool:
     the user's data; its notebook 06 row is skipped unless ``<output.models>/plain`` holds
     one)."""
     return not params.model.checkpoint
+
+
+def variant_status(params, variants, skipped, *, label: str = "variant", columns=None) -> list[dict]:
+    """The table notebooks 11 and 12 show first: each variant (``[(name, params)]`` of
+    :func:`partnb.analysis.variants.compare_variants`) with its checkpoint, whether it is
+    trained and the command that trains it, then each left-out file with its reason.
+    ``columns(p)`` gives more columns of a variant, placed after its name (empty for the
+    left-out files); ``label`` names the first column."""
+    import os
+
+    from .model.factory import final_checkpoint
+
+    def rel(path) -> str:
+        return os.path.relpath(path, params.root)
+
+    rows = [{label: name, **(columns(p) if columns else {}), "checkpoint": rel(final_checkpoint(p)),
+             "status": "not trained" if needs_training(p) else "trained",
+             "command": f"partnb train {rel(p.source)}"} for name, p in variants]
+    blank = dict.fromkeys(columns(variants[0][1]), "") if columns and variants else {}
+    rows += [{label: "—", **blank, "checkpoint": rel(s["file"]), "status": "left out: " + s["reason"],
+              "command": ""} for s in skipped]
+    return rows

@@ -32,18 +32,20 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .sparsity import ROWS_MAX_COLUMNS, jackknife_ratio
+from partnb.model.part import DIFFERENTIAL
+
+from .sparsity import BINARY_ROW_THRESHOLD, ROWS_MAX_COLUMNS, jackknife_ratio
 from .stream import pair_layout
 
 __all__ = ["DIFFERENTIAL", "SIZE_KEYS", "WEIGHT_EDGES", "SignedWeights", "n_weights",
            "differential_variants", "differential_row", "differential_verdict"]
 
-#: the attention variants of notebook 12
-DIFFERENTIAL = ("differential", "differential_u")
 #: params keys a notebook-12 variant may change besides the attention: the model's size
 SIZE_KEYS = ("model.embed_dims", "model.pair_embed_dims")
 #: edges of the signed-weight histogram: width 0.01 from −1 to 1 (P₁ − λ·P₂ ∈ [−1, 1])
 WEIGHT_EDGES = np.round(np.linspace(-1.0, 1.0, 201), 10)
+#: bins of WEIGHT_EDGES per unit of weight (the bin of w is floor((w + 1) · 100))
+_BINS_PER_UNIT = round(1.0 / (WEIGHT_EDGES[1] - WEIGHT_EDGES[0]))
 #: two numbers differ when they are further apart than this many combined errors
 DIFFER_BY = 2.0
 
@@ -93,7 +95,8 @@ class SignedWeights:
         if not len(layout):
             return
         values = layout.gather(P).to(torch.float64)  # (H·m,), head by head, jet by jet
-        bins = ((values + 1.0) * 100.0).floor().clamp_(0, len(WEIGHT_EDGES) - 2).to(torch.int64)
+        bins = ((values - WEIGHT_EDGES[0]) * _BINS_PER_UNIT).floor().clamp_(0, len(WEIGHT_EDGES) - 2)
+        bins = bins.to(torch.int64)
         self.hist[key] += torch.bincount(bins, minlength=len(WEIGHT_EDGES) - 1).numpy()
         group = torch.as_tensor(np.asarray(batch.index) % self.K)
         pair_group = group[layout.jet].repeat(H)  # (H·m,) the group of each entry
@@ -105,21 +108,18 @@ class SignedWeights:
                                                minlength=K).numpy()
         # rows: real queries of real jets; row sum and max over real keys
         real = ~record["padding_mask"]  # (B, P)
-        masked = P.to(torch.float64).masked_fill(~real[:, None, None, :], 0.0)
-        row_sum = masked.sum(dim=-1)  # (B, H, P)
-        row_max = P.masked_fill(~real[:, None, None, :], -math.inf).amax(dim=-1)
+        padded_key = ~real[:, None, None, :]
+        row_sum = P.masked_fill(padded_key, 0.0).sum(dim=-1, dtype=torch.float64)  # (B, H, P)
+        row_max = P.masked_fill(padded_key, -math.inf).amax(dim=-1)
         rows = real[:, None, :].expand(B, H, real.shape[1])
         row_group = group[:, None, None].expand(B, H, real.shape[1])[rows]
         self.counts[key, :, 2] += torch.bincount(row_group, minlength=K).numpy()
-        self.counts[key, :, 3] += torch.bincount(row_group[row_max[rows] >= 0.8],
+        self.counts[key, :, 3] += torch.bincount(row_group[row_max[rows] >= BINARY_ROW_THRESHOLD],
                                                  minlength=K).numpy()
         self.sums[key, :, 1] += torch.bincount(row_group, weights=row_sum[rows],
                                                minlength=K).numpy()
         if "lambda" in record:
             self.lam[key] = float(record["lambda"])
-
-    def _ratio(self, num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
-        return jackknife_ratio(num, den)
 
     def block_rows(self, model: str = "model") -> list[dict]:
         """One row per particle block and one for all blocks ("all"): entries, the fraction
@@ -132,13 +132,15 @@ class SignedWeights:
             s = self.sums[sel].sum(axis=0)    # (K, 2)
             row = {"model": model, "layer": "all" if layer is None else layer,
                    "entries": int(c[:, 0].sum()), "rows": int(c[:, 2].sum())}
-            row["frac_negative"], row["frac_negative_err"] = self._ratio(c[:, 1], c[:, 0])
-            row["negative_mass_per_row"], row["negative_mass_per_row_err"] = self._ratio(s[:, 0], c[:, 2])
-            row["mean_row_sum"], row["mean_row_sum_err"] = self._ratio(s[:, 1], c[:, 2])
+            row["frac_negative"], row["frac_negative_err"] = jackknife_ratio(c[:, 1], c[:, 0])
+            row["negative_mass_per_row"], row["negative_mass_per_row_err"] = jackknife_ratio(s[:, 0], c[:, 2])
+            row["mean_row_sum"], row["mean_row_sum_err"] = jackknife_ratio(s[:, 1], c[:, 2])
             key = ROWS_MAX_COLUMNS[0]
-            row[key], row[key + "_err"] = self._ratio(c[:, 3], c[:, 2])
-            row["lambda"] = (float(np.nanmean(self.lam)) if layer is None and np.isfinite(self.lam).any()
-                             else (float(self.lam[layer]) if layer is not None else math.nan))
+            row[key], row[key + "_err"] = jackknife_ratio(c[:, 3], c[:, 2])
+            if layer is not None:
+                row["lambda"] = float(self.lam[layer])
+            else:  # the mean over blocks; NaN for a model without λ
+                row["lambda"] = float(np.nanmean(self.lam)) if np.isfinite(self.lam).any() else math.nan
             out.append(row)
         return out
 
@@ -178,7 +180,7 @@ def differential_row(name: str, model, inputs, *, dataset: str, classes: Sequenc
     row["accuracy_zero_a_err"] = math.sqrt(acc * (1 - acc) / len(labels))
     row["zero_a_drop"] = row["accuracy"] - acc
     row["n_weights"] = n_weights(model)
-    row["attention"] = getattr(model, "attention", None) or model.config.get("attention", "softmax")
+    row["attention"] = model.config["attention"]
     total = signed.block_rows(name)[-1]
     for key in ("frac_negative", "negative_mass_per_row", "mean_row_sum"):
         row[key], row[key + "_err"] = total[key], total[key + "_err"]

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from partnb.model.part import ATTENTION_VARIANTS, DIFFERENTIAL
+
 from .sparsity import BINARY_ROW_THRESHOLD, ROWS_MAX_COLUMNS
 
 __all__ = ["VARIANT_KEYS", "EXPLICIT", "SUBJET_CLASS", "SAME_WITHIN", "variant_name", "variant_files",
@@ -50,7 +52,7 @@ SAME_WITHIN = 2.0
 #: the sections that must agree between the points (the run's own location aside)
 _COMPARED = ("dataset", "features", "model", "train", "seed")
 #: the attention variants of notebook 11 (the differential forms are notebook 12's)
-EXPLICIT = ("softmax", "sparsemax", "entmax15")
+EXPLICIT = tuple(a for a in ATTENTION_VARIANTS if a not in DIFFERENTIAL)
 #: keys that say how a run is watched or where generated jets are cached, not what it trains
 _IGNORED = {"train.monitor_jets", "train.monitor_as_coded", "train.threads", "dataset.cache_dir",
             "dataset.workers"}
@@ -120,21 +122,21 @@ def compare_variants(params, files: Sequence[Path], *, attentions: Sequence[str]
         diff = next((k for k in sorted(set(ref) | set(got))
                      if k not in free and ref.get(k) != got.get(k)), None)
         name = variant_name(other)
+        if attentions is not None and other.model.attention not in attentions:
+            where = "notebook 12" if other.model.attention in DIFFERENTIAL else "notebook 11"
+            skipped.append({"file": str(path), "reason": f"{name} attention: compared in {where}"})
+            continue
+        if diff is not None:
+            skipped.append({"file": str(path), "reason": f"{diff} = {got.get(diff)!r}, not "
+                            f"{ref.get(diff)!r} as in {Path(params.source or '').name}"})
+            continue
         if weights_in_name and any(ref.get(k) != got.get(k) for k in allow):
             from partnb.model.factory import model_from_params
 
             from .differential import n_weights
 
             name += f", {n_weights(model_from_params(other)) / 1000:.0f}k weights"
-        if attentions is not None and other.model.attention not in attentions:
-            where = ("notebook 12" if other.model.attention.startswith("differential")
-                     else "notebook 11")
-            skipped.append({"file": str(path), "reason": f"{variant_name(other)} attention: "
-                            f"compared in {where}"})
-        elif diff is not None:
-            skipped.append({"file": str(path), "reason": f"{diff} = {got.get(diff)!r}, not "
-                            f"{ref.get(diff)!r} as in {Path(params.source or '').name}"})
-        elif any(name == n for n, _ in chosen):
+        if any(name == n for n, _ in chosen):
             skipped.append({"file": str(path), "reason": f"the same variant ({name}) as another"})
         else:
             chosen.append((name, other))
