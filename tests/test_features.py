@@ -364,6 +364,21 @@ def test_build_inputs_on_20k_jets():
     np.testing.assert_array_equal(single.features[0], inputs.features[1234])
 
 
+
+@pytest.mark.parametrize("max_particles", [1, 30, 50])
+def test_truncated_batch_equals_jets_one_by_one(max_particles):
+    # truncation goes through a mask over the flat particle list: each jet of a batch with
+    # mixed multiplicities (some cut, some padded) equals the same jet built alone
+    jets = synthetic_jets(300)
+    counts = ak.to_numpy(ak.num(jets["part_px"], axis=1))
+    assert (counts > max_particles).any() and (max_particles == 1 or (counts < max_particles).any())
+    batch = build_inputs(jets, "full", max_particles=max_particles)
+    for i in (0, 1, int(np.argmax(counts)), int(np.argmin(counts)), 299):
+        alone = build_inputs(jets[i : i + 1], "full", max_particles=max_particles)
+        for field in ("features", "vectors", "mask"):
+            np.testing.assert_array_equal(getattr(batch, field)[i], getattr(alone, field)[0])
+        assert batch.n_particles[i] == min(counts[i], max_particles)
+
 # --- pairwise features ------------------------------------------------------------------------------
 
 def pair_by_hand(a, b, eps=1e-8) -> list[float]:
