@@ -34,6 +34,9 @@ RUNS = {
         "variants/toplandscape_differential-equal.yaml", False),
     "models/toplandscape/differential_u/train_state.pt": ("variants/toplandscape_differential_u.yaml", False),
     "models/jetclass/sparsemax/train_state.pt": ("variants/jetclass_sparsemax.yaml", False),
+    "models/jetclass/entmax15/train_state.pt": ("variants/jetclass_entmax15.yaml", False),
+    "models/jetclass/entropy-0.01/train_state.pt": ("variants/jetclass_entropy-0.01.yaml", False),
+    "models/jetclass/entropy-0.1/train_state.pt": ("variants/jetclass_entropy-0.1.yaml", False),
 }
 
 
