@@ -119,29 +119,41 @@ def test_only_names_a_missing_notebook(tmp_path):
     assert res.returncode == 2 and "partnb compare" in res.stderr
 
 
-@pytest.mark.slow  # one papermill run
-def test_batch_log_has_no_kernel_transport_warning(tiny_run, tmp_path):
+@pytest.mark.slow  # two papermill runs at once
+def test_two_runs_at_once_keep_to_their_own_kernels(tiny_run, tmp_path):
     """The notebooks' kernels talk to papermill over Unix sockets: ipykernel >= 7 warns on
     every TCP kernel without encryption, a line that would fill the main job's log once per
-    notebook. The run's whole output is the runner's own lines. (The tiny run's model and
-    data; its own figures and provenance record are left as they are.)"""
+    notebook. Two ``partnb run`` at once (as for two datasets in two shells) each keep to
+    their own kernel: with jupyter_client's default socket names (``kernel-ipc-1`` ... in the
+    notebooks' folder) they connected to each other's kernels and failed with "Invalid
+    Signature". Each run's whole output is the runner's own lines, and no socket file is
+    left beside the notebooks. (The tiny run's model and data, each run with its own
+    figures and runs folders.)"""
     import subprocess
     import sys
 
     import yaml
 
+    from partnb.runner import NOTEBOOK_DIR
+
     tmp, _ = tiny_run
-    params = yaml.safe_load((tmp / "tiny.yaml").read_text())
-    params["output"].update(figures=str(tmp_path / "figures"), runs=str(tmp_path / "runs"))
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(params))
-    res = subprocess.run([sys.executable, "-m", "partnb.cli", "run", str(path),
-                          "--only", "09"], capture_output=True, text=True, timeout=600,
-                         stdin=subprocess.DEVNULL)
-    assert res.returncode == 0, res.stderr
-    text = res.stdout + res.stderr
-    assert "09_sparsity_emergence" in text and " ok" in text
-    assert "without encryption" not in text and "WARNING" not in text, text
+    procs = []
+    for k in range(2):
+        params = yaml.safe_load((tmp / "tiny.yaml").read_text())
+        params["output"].update(figures=str(tmp_path / f"figures{k}"), runs=str(tmp_path / f"runs{k}"))
+        path = tmp_path / f"tiny{k}.yaml"
+        path.write_text(yaml.safe_dump(params))
+        procs.append(subprocess.Popen([sys.executable, "-m", "partnb.cli", "run", str(path),
+                                       "--only", "09,03"], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL))
+    for proc in procs:
+        out, err = proc.communicate(timeout=900)
+        text = out + err
+        assert proc.returncode == 0, text
+        assert "09_sparsity_emergence" in text and "03_attention_distributions" in text, text
+        assert "FAILED" not in text and "Invalid" not in text, text
+        assert "without encryption" not in text and "WARNING" not in text, text
+    assert not list(NOTEBOOK_DIR.glob("kernel-ipc*"))
 
 
 def test_mismatched_checkpoint_fails_that_notebook_and_the_others_run(tiny_run, tmp_path):
