@@ -27,6 +27,18 @@ from conftest import PARAMS, REPO
 
 pytest.importorskip("ipywidgets", reason="the explorer's controls need the 'lab' extra (ipywidgets)")
 
+
+@pytest.fixture(autouse=True)
+def _close_widgets():
+    """Close the widgets a test made: left to the garbage collector, ipywidgets' __del__
+    runs at interpreter exit and prints "Exception ignored ... Python is likely shutting
+    down" tracebacks after the suite's summary line."""
+    yield
+    import ipywidgets
+
+    ipywidgets.Widget.close_all()
+
+
 KIN = tuple(spec.name for spec in FEATURE_SETS["kin"])
 NOTEBOOK = REPO / "notebooks" / "explore.py"
 TL_CHECKPOINT = REPO / "models" / "toplandscape" / "epoch_006.pt"
