@@ -24,7 +24,6 @@ the tables that the runs of several params files wrote and overlays them
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
@@ -129,13 +128,7 @@ def run_notebooks(params_file: str | os.PathLike, *, only: list[str] | None = No
             error = f"training: {type(exc).__name__}: {_first_line(exc)}"
         else:
             try:
-                with _kernel_config() as config:
-                    pm.execute_notebook(
-                        str(book), str(out),
-                        parameters={"params_file": str(params_file), "progress": False},
-                        kernel_name=kernel, cwd=str(book.parent), progress_bar=False,
-                        log_output=False, shutdown_kernel="immediate", config=config,
-                    )
+                _execute(book, out, {"params_file": str(params_file), "progress": False}, kernel)
             except pm.PapermillExecutionError as exc:
                 error = (f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: "
                          f"{_first_line(exc.evalue)}")
@@ -218,14 +211,8 @@ def run_comparison(params_files, *, output: str | os.PathLike | None = None,
     t0 = time.perf_counter()
     error = None
     try:
-        with _kernel_config() as config:
-            pm.execute_notebook(
-                str(book), str(out),
-                parameters={"params_files": [str(p) for p in paths], "output_dir": str(figures),
-                            "progress": False},
-                kernel_name=ensure_kernel(), cwd=str(book.parent), progress_bar=False,
-                log_output=False, shutdown_kernel="immediate", config=config,
-            )
+        _execute(book, out, {"params_files": [str(p) for p in paths], "output_dir": str(figures),
+                             "progress": False}, ensure_kernel())
     except pm.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: {_first_line(exc.evalue)}"
     seconds = time.perf_counter() - t0
@@ -233,21 +220,24 @@ def run_comparison(params_files, *, output: str | os.PathLike | None = None,
     return NotebookResult(book.stem, seconds, out, error)
 
 
-@contextlib.contextmanager
-def _kernel_config():
-    """Configuration of one notebook's kernel: the kernel and papermill talk over Unix
-    sockets (``ipc``) instead of TCP on localhost. Nothing listens on a network port, and
-    ipykernel >= 7 no longer prints a warning about unencrypted TCP into every batch log.
+def _execute(book: Path, out: Path, parameters: dict, kernel_name: str) -> None:
+    """Execute one notebook with papermill, quietly, in the notebooks' folder. Its kernel
+    and papermill talk over Unix sockets (``ipc``) instead of TCP on localhost: nothing
+    listens on a network port, and ipykernel >= 7 no longer prints a warning about
+    unencrypted TCP into every batch log.
 
     The sockets live in a fresh temporary directory, removed afterwards. jupyter_client's
     default names them ``kernel-ipc-<n>`` in the working directory, numbered from 1: two
     runs at once (two datasets in two shells) then connected to each other's kernels
     ("Invalid Signature"), and a killed run left the socket files in ``notebooks/``."""
+    import papermill as pm
     from traitlets.config import Config
 
     with tempfile.TemporaryDirectory(prefix="partnb-kernel-") as sockets:
-        yield Config({"KernelManager": {"transport": "ipc",
-                                        "ip": os.path.join(sockets, "kernel")}})
+        config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
+        pm.execute_notebook(str(book), str(out), parameters=parameters, kernel_name=kernel_name,
+                            cwd=str(book.parent), progress_bar=False, log_output=False,
+                            shutdown_kernel="immediate", config=config)
 
 
 def _first_line(text: str) -> str:

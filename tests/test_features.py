@@ -364,7 +364,6 @@ def test_build_inputs_on_20k_jets():
     np.testing.assert_array_equal(single.features[0], inputs.features[1234])
 
 
-
 @pytest.mark.parametrize("max_particles", [1, 30, 50])
 def test_truncated_batch_equals_jets_one_by_one(max_particles):
     # truncation goes through a mask over the flat particle list: each jet of a batch with
@@ -378,6 +377,7 @@ def test_truncated_batch_equals_jets_one_by_one(max_particles):
         for field in ("features", "vectors", "mask"):
             np.testing.assert_array_equal(getattr(batch, field)[i], getattr(alone, field)[0])
         assert batch.n_particles[i] == min(counts[i], max_particles)
+
 
 # --- pairwise features ------------------------------------------------------------------------------
 

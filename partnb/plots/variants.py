@@ -40,16 +40,14 @@ def accuracy_vs_sparsity(rows: Sequence[Mapping], *, title: str = ""):
     xs = np.array([max(r[binary], _FLOOR) for r in rows], dtype=float)
     axes[0].set_xlim(xs.min() / 2, xs.max() * 6)
     axes[0].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    medians = np.array([r["median_row_max"] for r in rows], dtype=float)
-    axes[1].set_xlim(0, min(1.0, medians.max() * 1.35) if medians.size else 1.0)
+    axes[1].set_xlim(0, min(1.0, max(r["median_row_max"] for r in rows) * 1.35))
     axes[0].set_xlabel(f"rows with max W ≥ 0.8 (floor {_FLOOR:g})")
     axes[0].set_ylabel("accuracy")
     uniform = [r["uniform_median_row_max"] for r in rows if np.isfinite(r["uniform_median_row_max"])]
     if uniform:
         axes[1].axvline(uniform[0], ls=":", color="grey", label="uniform attention")
-    axes[1].set_xlabel("median row maximum of W")
-    if uniform:
         axes[1].legend(fontsize=8, loc="upper right")
+    axes[1].set_xlabel("median row maximum of W")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
