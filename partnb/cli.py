@@ -222,7 +222,7 @@ def _cmd_study(args) -> int:
     if args.point:
         for name in args.point:
             study.point(name)  # every name checked before any training
-    run_study(study, args.point, progress=not args.no_progress)
+    run_study(study, args.point, progress=not args.no_progress, device=args.device)
     return 0
 
 
@@ -257,7 +257,7 @@ def _cmd_train(args) -> int:
     params = load_params(args.params)
     if args.plain:
         params = plain_params(params)
-    result = train(params, epochs=args.epochs, progress=not args.no_progress)
+    result = train(params, epochs=args.epochs, progress=not args.no_progress, device=args.device)
     last = result.log[-1] if result.log else {}
     print(f"trained {params.name}: {len(result.log)} epochs in {result.directory}, "
           f"val accuracy {last.get('val_accuracy', float('nan')):.4f}")
@@ -380,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("params", help="params YAML file")
     t.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--device", default=None, metavar="cpu|cuda|cuda:N|auto",
+                   help="override train.device (docs/training.md#training-on-a-gpu)")
     t.add_argument("--plain", action="store_true",
                    help="train ParT-plain (no pair features) into <output.models>/plain")
     t.set_defaults(func=_cmd_train)
@@ -389,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--list", action="store_true", help="list the points and their status")
     s.add_argument("--point", nargs="+", default=None, metavar="NAME", help="train only these points")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--device", default=None, metavar="cpu|cuda|cuda:N|auto",
+                   help="override train.device for every point trained")
     s.set_defaults(func=_cmd_study)
 
     e = sub.add_parser("evaluate", help="metrics of a checkpoint on the test split or files")

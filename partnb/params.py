@@ -26,6 +26,7 @@ import glob as _glob
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,12 @@ def _seed(v: Any) -> str | None:
 
 def _max_particles(v: Any) -> str | None:
     return None if 2 <= v <= MAX_PARTICLES_MAX else f"must be in [2, {MAX_PARTICLES_MAX}]"
+
+
+def _device_name(v: Any) -> str | None:
+    if re.fullmatch(r"cpu|auto|cuda(:[0-9]+)?", v):
+        return None
+    return "must be 'cpu', 'cuda', 'cuda:N' or 'auto'"
 
 
 def _one_of(*choices: Any) -> Callable[[Any], str | None]:
@@ -212,6 +219,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_jets": Field(INT, None, "cap on training jets (default: the whole train split)",
                           _positive, nullable=True),
         "threads": Field(INT, 0, "torch threads per process (0 = torch's default)", _non_negative),
+        "device": Field(STR, "cpu", "where training runs: cpu, cuda, cuda:N or auto (cuda when "
+                        "torch sees a GPU); it changes float rounding, not the recipe, so it is "
+                        "not part of the run key (docs/training.md#training-on-a-gpu)",
+                        _device_name),
         "batching": Field(STR, "bucketed", "training batches: plain (random) or bucketed (similar "
                           "multiplicity together; docs/datasets.md#length-bucketed-batches)",
                           _one_of("plain", "bucketed")),

@@ -173,8 +173,9 @@ def point_status(point: StudyPoint) -> str:
 
 
 def run_study(study: Study, names: list[str] | None = None, *, progress: bool = False,
-              log: Callable[[str], None] = print) -> list[StudyPoint]:
-    """Train the chosen points (default: all) that are not done, in order; returns them."""
+              log: Callable[[str], None] = print, device: str | None = None) -> list[StudyPoint]:
+    """Train the chosen points (default: all) that are not done, in order, on ``device``
+    (default: each point's ``train.device``); returns them."""
     from .train import train
 
     chosen = [study.point(n) for n in names] if names else study.points
@@ -185,7 +186,8 @@ def run_study(study: Study, names: list[str] | None = None, *, progress: bool = 
             log(f"{point.name}: done, skipped")
             continue
         log(f"{point.name}: {status} -> training into {point.directory}")
-        train(point.params, progress=progress, log=lambda line, p=point: log(f"{p.name}: {line}"))
+        train(point.params, progress=progress, device=device,
+              log=lambda line, p=point: log(f"{p.name}: {line}"))
         trained.append(point)
     return trained
 

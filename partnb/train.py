@@ -24,6 +24,7 @@ same ``train.batch_size`` (BatchNorm statistics are per process, as in weaver).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import time
@@ -146,6 +147,47 @@ class TrainResult:
     resumed_from: int | None
 
 
+def training_device(name: str, *, rank: int = 0, world: int = 1) -> torch.device:
+    """The torch device ``train.device`` names. ``auto`` is the GPU when torch sees one, else
+    the CPU; under torchrun each process takes the GPU of its ``LOCAL_RANK``.
+
+    Raises:
+        TrainingError: a CUDA device asked for where torch sees none (a CPU build of torch,
+            no driver, or an index beyond the GPUs), before any data is read.
+    """
+    from .params import _device_name
+
+    problem = _device_name(name) if isinstance(name, str) else "must be a string"
+    if problem:
+        raise TrainingError(f"train.device = {name!r}: {problem}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not count:
+        raise TrainingError(f"train.device = {name!r}: torch {torch.__version__} sees no CUDA "
+                            "device (a CPU build of torch, or no GPU driver); use 'cpu' or "
+                            "'auto'")
+    if name == "cuda":
+        index = int(os.environ.get("LOCAL_RANK", rank)) if world > 1 \
+            else torch.cuda.current_device()
+    else:
+        index = int(name.split(":")[1])
+    if index >= count:
+        raise TrainingError(f"train.device = {name!r}: torch sees {count} CUDA device(s), "
+                            f"numbered 0 to {count - 1}")
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
+def device_description(device: torch.device) -> str:
+    """``cpu`` or ``cuda:N <GPU name>``, as the checkpoints' sidecars and logs record it."""
+    if device.type != "cuda":
+        return str(device)
+    return f"{device} {torch.cuda.get_device_name(device)}"
+
+
 def _dist():
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -181,14 +223,18 @@ def _json_number(obj):
 
 
 def save_train_state(path: Path, *, run_key: str, epoch: int, optimizer, trimmer_calls: int,
-                     history: list[dict]) -> None:
+                     history: list[dict], cuda_rng: torch.Tensor | None = None) -> None:
     """Write the resume state atomically: optimizer state dict (tensors and numbers), the
     torch RNG state (a uint8 tensor), counters, and the history as JSON text, so that
-    :func:`load_train_state` reads it with ``weights_only=True`` (no pickled objects)."""
-    _atomic_torch_save({"format": TRAIN_STATE_FORMAT, "run_key": run_key, "epoch": int(epoch),
-                        "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-                        "trimmer_calls": int(trimmer_calls),
-                        "history_json": json.dumps(history, default=_json_number)}, path)
+    :func:`load_train_state` reads it with ``weights_only=True`` (no pickled objects). A run on
+    a GPU adds that device's RNG state (``cuda_rng``), which its dropout draws from."""
+    state = {"format": TRAIN_STATE_FORMAT, "run_key": run_key, "epoch": int(epoch),
+             "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+             "trimmer_calls": int(trimmer_calls),
+             "history_json": json.dumps(history, default=_json_number)}
+    if cuda_rng is not None:
+        state["cuda_rng"] = cuda_rng.cpu()
+    _atomic_torch_save(state, path)
 
 
 def load_train_state(path: Path) -> dict:
@@ -225,7 +271,10 @@ def load_train_state(path: Path) -> dict:
         history = state.get("history")  # first format: a list of dicts
     if not (isinstance(history, list) and all(isinstance(r, dict) for r in history)):
         raise TrainingError(f"{path}: resume state lacks a valid 'history'; {remedy}")
-    return {**{k: state[k] for k in _STATE_TYPES}, "history": history}
+    out = {**{k: state[k] for k in _STATE_TYPES}, "history": history}
+    if isinstance(state.get("cuda_rng"), torch.Tensor) and state["cuda_rng"].dtype == torch.uint8:
+        out["cuda_rng"] = state["cuda_rng"]
+    return out
 
 
 def _remove_stale_temps(out_dir: Path) -> None:
@@ -278,7 +327,7 @@ def _run_key(params) -> str:
     from .params import stable_hash
 
     data = {s: params.to_dict()[s] for s in ("dataset", "features", "model", "train", "seed")}
-    for name in _MONITOR_KEYS:
+    for name in _MONITOR_KEYS + ("device",):  # the device changes float rounding only
         data["train"].pop(name, None)
     for name in _WHERE_KEYS:
         data["dataset"].pop(name, None)
@@ -316,7 +365,7 @@ def _relative_to(path: str, root: Path) -> str:
 
 
 def train(params, *, epochs: int | None = None, progress: bool | None = None,
-          log: Callable[[str], None] = print, data=None) -> TrainResult:
+          log: Callable[[str], None] = print, data=None, device: str | None = None) -> TrainResult:
     """Train the params' model; resume if ``output.models`` holds a partial run.
 
     Args:
@@ -325,10 +374,11 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         progress: progress bar (default ``analysis.progress``; off on ranks > 0).
         log: where one line per epoch goes.
         data: optional (train, val) JetInputs (tests); default: the params' splits.
+        device: override ``train.device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``).
 
     Raises:
-        TrainingError: NaN loss (naming epoch and batch), or a run directory made with
-            other settings.
+        TrainingError: NaN loss (naming epoch and batch), a run directory made with
+            other settings, or a CUDA device asked for where torch sees none.
     """
     from tqdm.auto import tqdm
 
@@ -342,6 +392,7 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
     out_dir = Path(params.output.models)
     _check_output_dir(out_dir)
     rank, world = _dist()
+    device = training_device(tp.device if device is None else device, rank=rank, world=world)
     if tp.threads:
         torch.set_num_threads(tp.threads)
     if tp.batch_size % world:
@@ -367,7 +418,8 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
                             f"split ({len(train_data)} jets): no batch would be trained; lower "
                             "train.batch_size or give more jets")
     torch.manual_seed(params.seed)
-    model = model_from_params(params)
+    # initialised on the CPU, so a GPU run starts from the very weights a CPU run starts from
+    model = model_from_params(params).to(device)
     optimizer = make_optimizer(model, tp)
     history: list[dict] = []
     start_epoch, resumed = 0, None
@@ -375,6 +427,8 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         load_state_dict_any(model, out_dir / f"epoch_{state['epoch']:03d}.pt")
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and "cuda_rng" in state:  # dropout draws from the GPU's generator
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         model.trimmer.calls = state["trimmer_calls"]
         history = state["history"]
         start_epoch = resumed = state["epoch"]  # epochs completed = index of the next one
@@ -389,7 +443,8 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
                                                                   "config": model.config})
     ddp_model = model
     if world > 1:
-        ddp_model = nn.parallel.DistributedDataParallel(model)
+        ddp_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = nn.CrossEntropyLoss()
     # the sparsity penalty on the attention (docs/model.md#attention-sparsity-penalty): only
     # when asked for, so that a run without it takes the same (fused) path as before
@@ -415,7 +470,7 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
             if monitor is not None and is_monitor_step(epoch * n_batches + b):
                 _monitor_row(monitor, model, monitor_rows, epoch * n_batches + b, n_batches, lr)
             idx = batches[b][rank * per_rank:(rank + 1) * per_rank]
-            x, v, m, y = batch_tensors(train_data, idx, "cpu")
+            x, v, m, y = batch_tensors(train_data, idx, device)
             if penalty is None:
                 logits = ddp_model(x, v, m)
                 loss = loss_fn(logits, y)
@@ -438,21 +493,27 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         seconds = time.perf_counter() - t0
         if monitor is not None:  # at every epoch end
             _monitor_row(monitor, model, monitor_rows, (epoch + 1) * n_batches, n_batches, lr)
-        val_logits = predict(model, val_data)
+        val_logits = predict(model, val_data, device=device)
         val = evaluate(val_data.label, val_logits, params.dataset.name)
         val_loss = float(loss_fn(torch.as_tensor(val_logits), torch.as_tensor(val_data.label)))
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss / max(seen, 1),
                "train_accuracy": tot_correct / max(seen, 1), "val_loss": val_loss,
                "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": round(seconds, 2),
                "jets_per_s": round(seen * world / max(seconds, 1e-9), 1)}
+        if device.type != "cpu":  # CPU runs' logs keep the columns they always had
+            row["device"] = device_description(device)
         if penalty is not None:  # train_loss stays the cross-entropy, comparable across runs
             row["attention_penalty"] = tot_penalty / max(seen, 1)
         history.append(row)
         if rank == 0:
-            save_checkpoint(model, out_dir / f"epoch_{epoch + 1:03d}.pt",
-                            extra={"epoch": epoch + 1, "run_key": key, "config": model.config})
+            extra = {"epoch": epoch + 1, "run_key": key, "config": model.config}
+            if device.type != "cpu":  # provenance: where the weights were computed
+                extra["device"] = device_description(device)
+            save_checkpoint(model, out_dir / f"epoch_{epoch + 1:03d}.pt", extra=extra)
             save_train_state(state_path, run_key=key, epoch=epoch + 1, optimizer=optimizer,
-                             trimmer_calls=model.trimmer.calls, history=history)
+                             trimmer_calls=model.trimmer.calls, history=history,
+                             cuda_rng=torch.cuda.get_rng_state(device)
+                             if device.type == "cuda" else None)
             _write_log(out_dir, history)
             if monitor is not None:
                 _write_monitor_log(out_dir, monitor_rows)
@@ -483,6 +544,9 @@ def _monitor_row(monitor, model, rows: list[dict], step: int, n_batches: int, lr
     if rows and rows[-1]["step"] == step:
         return  # a log-spaced step that is also an epoch end
     t0 = time.perf_counter()
+    if next(model.parameters()).device.type != "cpu":
+        # the monitor's consumers work on CPU tensors: measure a CPU copy of the model
+        model = copy.deepcopy(model).cpu()
     row = {"step": step, "epoch": round(step / max(n_batches, 1), 4), "lr": lr,
            **monitor.measure(model)}
     row["monitor_seconds"] = round(time.perf_counter() - t0, 3)
