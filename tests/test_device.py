@@ -5,6 +5,11 @@ as an uninterrupted run (docs/training.md#training-on-a-gpu)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -112,26 +117,53 @@ def test_gpu_training_starts_from_the_cpu_weights_and_ends_close(tmp_path, topla
     assert monitor and all(0 <= r[BINARY_COLUMN] <= 1 for r in monitor)
 
 
-@pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU that torch sees")
-def test_gpu_run_resumed_ends_as_an_uninterrupted_one(tmp_path, toplandscape_sample):
+def _killed_after_an_epoch(pfile) -> None:
+    """Trains ``pfile`` in a child process and kills it (SIGKILL) once its first resume state
+    is on disk, as a crash would."""
+    code = ("from partnb.params import load_params\nfrom partnb.train import train\n"
+            f"train(load_params({str(pfile)!r}), log=lambda *a: None)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    state = pfile.parent / "models" / "train_state.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and not state.exists() and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU"))])
+def test_a_killed_run_resumed_ends_as_an_uninterrupted_one(tmp_path, toplandscape_sample, device):
+    """Killed after an epoch and resumed, a run with dropout ends where an uninterrupted one
+    does, up to the run-to-run spread of the device itself (0 on the CPU; measured with a
+    second uninterrupted run). On a GPU this needs its random-number state in the resume
+    state: without it the dropout masks of the resumed epochs differ and the weights move by
+    orders of magnitude more."""
     _, files = toplandscape_sample
-    dropout = {**SMALL_MODEL, "dropout": 0.1}  # the GPU's random-number state matters
     paths = {}
-    for name in ("resumed", "fresh"):
+    for name in ("resumed", "fresh", "fresh_again"):
         sub = tmp_path / name
         sub.mkdir()
-        path = _params_file(sub, files, device="cuda")
+        path = _params_file(sub, files, device=device)
         data = yaml.safe_load(path.read_text())
-        data["model"] = dropout
+        data["model"] = {**SMALL_MODEL, "dropout": 0.1}  # the random-number state matters
         path.write_text(yaml.safe_dump(data))
         paths[name] = path
-    train(load_params(paths["resumed"]), epochs=2, log=lambda *a: None)
-    state = _state(tmp_path / "resumed" / "models" / "train_state.pt")
-    assert state["cuda_rng"].dtype == torch.uint8
+    _killed_after_an_epoch(paths["resumed"])
+    models = tmp_path / "resumed" / "models"
+    assert (models / "epoch_001.pt").exists() and not (models / "epoch_003.pt").exists()
+    if device == "cuda":
+        assert _state(models / "train_state.pt")["cuda_rng"].dtype == torch.uint8
     resumed = train(load_params(paths["resumed"]), log=lambda *a: None)
-    assert resumed.resumed_from == 2
+    assert resumed.resumed_from in (1, 2)
     train(load_params(paths["fresh"]), log=lambda *a: None)
-    a = _state(tmp_path / "resumed" / "models" / "epoch_003.pt")
-    b = _state(tmp_path / "fresh" / "models" / "epoch_003.pt")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], msg=k)
+    train(load_params(paths["fresh_again"]), log=lambda *a: None)
+    final = {name: _state(tmp_path / name / "models" / "epoch_003.pt") for name in paths}
+
+    def largest(a, b):
+        return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+    spread = largest(final["fresh"], final["fresh_again"])
+    off = largest(final["resumed"], final["fresh"])
+    print(f"{device}: run-to-run spread {spread:.3g}, resumed against uninterrupted {off:.3g}")
+    assert off <= 10 * spread if device == "cpu" else off <= max(10 * spread, 1e-6)
