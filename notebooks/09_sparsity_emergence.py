@@ -73,6 +73,7 @@ steps_per_epoch = round(rows[-1]["step"] / rows[-1]["epoch"]) if rows[-1]["epoch
 print(f"{run_file}: {len(rows)} monitor points, {len(epoch_rows)} of {run.train.epochs} epochs done, "
       f"{steps_per_epoch} steps per epoch, pad_mode {run.features.pad_mode}, probe set of "
       f"{run.train.monitor_jets} jets")
+print(f"trained on {emergence.training_devices(epoch_rows)}")
 
 # %% [markdown]
 # ## The curves

@@ -385,3 +385,12 @@ def test_head_magnitudes_match_brute_force(one_torch_thread):
         assert row["rows"] == n and row["rows_max_ge_0.8"] == pytest.approx(ge / n)
     # heads differ (the check is not comparing a head with itself)
     assert len({round(r["median_abs_A"], 6) for r in rows}) > 1
+
+
+def test_training_devices_names_each_stretch_of_epochs():
+    from partnb.analysis.emergence import training_devices
+
+    rows = [{"epoch": 1}, {"epoch": 2}, {"epoch": 3, "device": "cuda:0 NVIDIA H200"},
+            {"epoch": 4, "device": "cuda:0 NVIDIA H200"}, {"epoch": 5}]
+    assert training_devices(rows) == "cpu: epochs 1-2; cuda:0 NVIDIA H200: epochs 3-4; cpu: epoch 5"
+    assert training_devices([{"epoch": 1}]) == "cpu: epoch 1"

@@ -52,7 +52,7 @@ from .stream import pair_layout, stream_attention
 __all__ = ["BINARY_COLUMN", "STRICT_COLUMN", "MONITOR_COLUMNS", "SparsityMonitor", "MonitorStats", "is_monitor_step",
            "monitor_steps", "VARIANT_SUFFIX", "emergence_params_file", "emergence_summary",
            "emergence_verdict", "latest_model", "load_monitor_log", "monitor_overhead",
-           "pair_normalisation_rows", "HeadMagnitudes", "head_rows"]
+           "pair_normalisation_rows", "HeadMagnitudes", "head_rows", "training_devices"]
 
 #: log10 bins of magnitudes (|A|, |U|, |A′|) and of ratios: 0.01 dex from 1e-12 to 1e12,
 #: values outside land in the first or last bin (zeros are counted apart).
@@ -285,6 +285,20 @@ def emergence_params_file(params) -> Path | None:
     (the committed 20-epoch runs), else None (the params' own training run)."""
     candidate = Path(params.root) / "params" / "study" / f"{params.name}_emergence.yaml"
     return candidate if candidate.is_file() else None
+
+
+def training_devices(epoch_rows: list[dict]) -> str:
+    """Where a run's epochs were trained, from its ``train_log.json`` rows: runs moved between
+    machines say so (docs/training.md#training-on-a-gpu), e.g. ``"cpu: epochs 1-2; cuda:0
+    NVIDIA H200: epochs 3-10"``. Rows without a ``device`` column were trained on the CPU."""
+    spans: list[list] = []
+    for row in epoch_rows:
+        device = row.get("device", "cpu")
+        if spans and spans[-1][0] == device:
+            spans[-1][2] = row["epoch"]
+        else:
+            spans.append([device, row["epoch"], row["epoch"]])
+    return "; ".join(f"{d}: epoch {a}" if a == b else f"{d}: epochs {a}-{b}" for d, a, b in spans)
 
 
 def load_monitor_log(models_dir) -> list[dict]:
