@@ -124,6 +124,31 @@ def mixed_jets(n_jets=300, p=32, seed=0):
                      tuple(f"f{i}" for i in range(7)))
 
 
+#: the model of the training tests: small enough to train a few epochs in seconds
+SMALL_TRAIN_MODEL = {"embed_dims": [16, 32, 16], "pair_embed_dims": [8, 8], "num_heads": 2,
+                     "num_layers": 2, "num_cls_layers": 1, "dropout": 0.0}
+
+
+def small_train_params_file(tmp_path, files, model=None, **train):
+    """``tmp_path/small.yaml``: a small TL ParT trained 3 epochs on ``files`` (70 % train,
+    30 % val), ``train`` keys overriding, models written to ``tmp_path/models``."""
+    import yaml
+
+    data = {
+        "name": "small", "seed": 3,
+        "dataset": {"name": "toplandscape", "source": "files", "files": [str(f) for f in files],
+                    "split": [0.7, 0.3, 0.0]},
+        "features": {"set": "kin", "max_particles": 32},
+        "model": dict(model or SMALL_TRAIN_MODEL),
+        "train": {"epochs": 3, "batch_size": 40, "lr": 3e-3, "threads": 1, **train},
+        "analysis": {"progress": False},
+        "output": {"models": str(tmp_path / "models")},
+    }
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def variant_params_file(tmp_path, name: str, changes: dict, dataset: str = "toplandscape"):
     """``params/<dataset>.yaml`` with ``changes`` ({"section.key": value}) written to
     ``tmp_path/<dataset>_<name>.yaml``, as a variant file of notebooks 11 and 12 is named."""

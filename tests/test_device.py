@@ -19,26 +19,13 @@ from partnb.analysis.emergence import BINARY_COLUMN
 from partnb.params import ParamsError, load_params
 from partnb.train import TrainingError, _run_key, train, training_device
 
-SMALL_MODEL = {"embed_dims": [16, 32, 16], "pair_embed_dims": [8, 8], "num_heads": 2,
-               "num_layers": 2, "num_cls_layers": 1, "dropout": 0.0}
+from conftest import SMALL_TRAIN_MODEL, small_train_params_file
+
 HAS_CUDA = torch.cuda.is_available()
 
 
 def _params_file(tmp_path, files, **train_keys):
-    data = {
-        "name": "small", "seed": 3,
-        "dataset": {"name": "toplandscape", "source": "files", "files": [str(f) for f in files],
-                    "split": [0.7, 0.3, 0.0]},
-        "features": {"set": "kin", "max_particles": 32},
-        "model": SMALL_MODEL,
-        "train": {"epochs": 3, "batch_size": 40, "lr": 3e-3, "threads": 1, "monitor_jets": 50,
-                  **train_keys},
-        "analysis": {"progress": False},
-        "output": {"models": str(tmp_path / "models")},
-    }
-    path = tmp_path / "small.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return small_train_params_file(tmp_path, files, monitor_jets=50, **train_keys)
 
 
 def _state(path):
@@ -146,7 +133,7 @@ def test_a_killed_run_resumed_ends_as_an_uninterrupted_one(tmp_path, toplandscap
         sub.mkdir()
         path = _params_file(sub, files, device=device)
         data = yaml.safe_load(path.read_text())
-        data["model"] = {**SMALL_MODEL, "dropout": 0.1}  # the random-number state matters
+        data["model"] = {**SMALL_TRAIN_MODEL, "dropout": 0.1}  # the random-number state matters
         path.write_text(yaml.safe_dump(data))
         paths[name] = path
     _killed_after_an_epoch(paths["resumed"])

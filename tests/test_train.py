@@ -21,26 +21,9 @@ from partnb.model.factory import model_from_params
 from partnb.params import load_params
 from partnb.train import Lookahead, TrainingError, _decay_groups, learning_rate, train
 
-from conftest import REPO
+from conftest import REPO, small_train_params_file
 
-SMALL_MODEL = {"embed_dims": [16, 32, 16], "pair_embed_dims": [8, 8], "num_heads": 2,
-               "num_layers": 2, "num_cls_layers": 1, "dropout": 0.0}
-
-
-def _params_file(tmp_path, files, **train):
-    data = {
-        "name": "small", "seed": 3,
-        "dataset": {"name": "toplandscape", "source": "files", "files": [str(f) for f in files],
-                    "split": [0.7, 0.3, 0.0]},
-        "features": {"set": "kin", "max_particles": 32},
-        "model": SMALL_MODEL,
-        "train": {"epochs": 3, "batch_size": 40, "lr": 3e-3, "threads": 1, **train},
-        "analysis": {"progress": False},
-        "output": {"models": str(tmp_path / "models")},
-    }
-    path = tmp_path / "small.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+_params_file = small_train_params_file
 
 
 def test_flat_then_decay_schedule():
