@@ -147,7 +147,7 @@ class TrainResult:
     resumed_from: int | None
 
 
-def training_device(name: str, *, rank: int = 0, world: int = 1) -> torch.device:
+def training_device(name: str, *, world: int = 1) -> torch.device:
     """The torch device ``train.device`` names. ``auto`` is the GPU when torch sees one, else
     the CPU; under torchrun each process takes the GPU of its ``LOCAL_RANK``.
 
@@ -170,7 +170,7 @@ def training_device(name: str, *, rank: int = 0, world: int = 1) -> torch.device
                             "device (a CPU build of torch, or no GPU driver); use 'cpu' or "
                             "'auto'")
     if name == "cuda":
-        index = int(os.environ.get("LOCAL_RANK", rank)) if world > 1 \
+        index = int(os.environ.get("LOCAL_RANK", "0")) if world > 1 \
             else torch.cuda.current_device()
     else:
         index = int(name.split(":")[1])
@@ -188,14 +188,16 @@ def device_description(device: torch.device) -> str:
     return f"{device} {torch.cuda.get_device_name(device)}"
 
 
-def _dist():
+def _dist(backend: str = "gloo"):
+    """(rank, world size) under torchrun, after joining its process group (NCCL for GPU
+    training, gloo for CPU training); (0, 1) otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend)
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -391,8 +393,9 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         raise TrainingError(f"epochs = {epochs!r}: must be a whole number >= 1")
     out_dir = Path(params.output.models)
     _check_output_dir(out_dir)
-    rank, world = _dist()
-    device = training_device(tp.device if device is None else device, rank=rank, world=world)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = training_device(tp.device if device is None else device, world=world)
+    rank, world = _dist("nccl" if device.type == "cuda" else "gloo")
     if tp.threads:
         torch.set_num_threads(tp.threads)
     if tp.batch_size % world:
