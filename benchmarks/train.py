@@ -5,10 +5,11 @@ FastJet jets, so the multiplicity spread is the one the notebooks see), on ``--t
 torch threads:
 
 1. **training** jets/s (AdamW step, batch 128; 32 at the official size) with the batches of
-   ``partnb.data.sample.batch_indices`` in ``plain`` and in ``bucketed`` order, the two
-   timed interleaved in rounds on two copies of one initial model (medians over rounds;
-   key ``bucketed_over_plain``), for the CPU default (P = 64) and the official ParT size
-   (P = 128, the same jets read with 128 slots);
+   ``partnb.data.sample.batch_indices`` in ``plain`` and in ``bucketed`` order on two copies
+   of one initial model: every batch of one epoch timed once, in rounds that alternate the
+   two orders (the epoch's jets over its time; key ``bucketed_over_plain``), for the CPU default (P = 64), the same on the CMS-like
+   detector-level jets (``cpu_default_detector``: JetClass's multiplicity, fewer jets fill the
+   64 slots) and the official ParT size (P = 128, the particle-level jets read with 128 slots);
 2. **inference** jets/s (batch 100, the analyses' batch size) of ``partnb.model.factory.predict`` with ``batching="plain"`` and
    ``"bucketed"``, and of weaver-core 0.4.17's model (same state dict) on plain batches:
    ``partnb_bucketed_over_weaver``. weaver is read from ``.weaver-0.4.17`` as in
@@ -55,11 +56,12 @@ def _bench_model():
     return module
 
 
-def load_jets(max_particles: int, n_jets: int):
+def load_jets(max_particles: int, n_jets: int, detector: str = "none"):
     from partnb.data.sample import load_split
     from partnb.params import load_params
 
     params = load_params(PARAMS, overrides={"features.max_particles": max_particles,
+                                             "dataset.detector": detector,
                                              "analysis.progress": False})
     return params, load_split(params, "train", max_jets=n_jets)
 
@@ -73,9 +75,9 @@ def _batches(inputs, order: str, batch: int, seed: int = 1):
     return [batch_tensors(inputs, i) for i in idx], float(np.mean([inputs.n_particles[i].max() for i in idx]))
 
 
-def training(bm, name: str, config: dict, length: int, sizes: dict) -> dict:
+def training(bm, name: str, config: dict, length: int, sizes: dict, detector: str = "none") -> dict:
     batch = sizes["batch"]
-    _, inputs = load_jets(length, sizes["train_jets"])
+    _, inputs = load_jets(length, sizes["train_jets"], detector)
     torch.manual_seed(0)
     state = bm.build_partnb(config).state_dict()
     runs = {}
@@ -86,23 +88,30 @@ def training(bm, name: str, config: dict, length: int, sizes: dict) -> dict:
                        "batches": batches, "mean_batch_max_n": mean_max}
         for i in range(6):  # past weaver's 5 no-op trimmer calls
             bm.train_step(model, runs[order]["opt"], batches[i % len(batches)])
+    # every batch of the epoch is timed once, in `rounds` consecutive chunks, the two orders
+    # alternating chunk by chunk: bucketed batches differ in length, so timing a few of them
+    # would measure whichever lengths those few happen to have
     rates = {order: [] for order in runs}
-    per_round, rounds = sizes["train_per_round"], sizes["rounds"]
+    seconds = {order: 0.0 for order in runs}
+    rounds = sizes["rounds"]
+    for run in runs.values():
+        run["chunks"] = np.array_split(np.arange(len(run["batches"])), rounds)
     for r in range(rounds):
         for order in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
             run = runs[order]
             t0 = time.perf_counter()
-            for i in range(per_round):
-                bm.train_step(run["model"], run["opt"],
-                              run["batches"][(6 + r * per_round + i) % len(run["batches"])])
-            rates[order].append(per_round * batch / (time.perf_counter() - t0))
-    out = {"config": name, "P": length, "jets": len(inputs), "batch": batch,
+            for i in run["chunks"][r]:
+                bm.train_step(run["model"], run["opt"], run["batches"][i])
+            took = time.perf_counter() - t0
+            seconds[order] += took
+            rates[order].append(len(run["chunks"][r]) * batch / took)
+    out = {"config": name, "P": length, "jets": len(inputs), "batch": batch, "detector": detector,
            "mean_n": round(float(inputs.n_particles.mean()), 2),
            "fraction_at_P": round(float((inputs.n_particles >= length).mean()), 4)}
-    for order in runs:
-        out[f"{order}_jets_per_s"] = round(statistics.median(rates[order]), 1)
+    for order, run in runs.items():  # the whole epoch's jets over its time
+        out[f"{order}_jets_per_s"] = round(len(run["batches"]) * batch / seconds[order], 1)
         out[f"{order}_jets_per_s_rounds"] = [round(v, 1) for v in rates[order]]
-        out[f"{order}_mean_batch_max_n"] = round(runs[order]["mean_batch_max_n"], 2)
+        out[f"{order}_mean_batch_max_n"] = round(run["mean_batch_max_n"], 2)
     out["bucketed_over_plain"] = round(out["bucketed_jets_per_s"] / out["plain_jets_per_s"], 3)
     return out
 
@@ -207,8 +216,11 @@ def memory(cases: tuple[int, int], threads: int) -> dict:
                     "cases"}
 
 
-PARTS = ("training:cpu_default", "inference:cpu_default", "training:official",
-         "inference:official", "memory")
+PARTS = ("training:cpu_default", "training:cpu_default_detector", "inference:cpu_default",
+         "training:official", "inference:official", "memory")
+#: the jets a config reads: particle level, or through the CMS-like detector emulation
+#: (docs/detector.md), whose jets have JetClass's multiplicity (fewer fill the 64 slots)
+DETECTOR = {"cpu_default_detector": "cms-like"}
 
 
 def _stamp(entry: dict) -> dict:
@@ -235,14 +247,14 @@ def main() -> None:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown or not parts:
         ap.error(f"--parts {args.parts!r}: unknown {', '.join(unknown) or 'empty'}; choose from {', '.join(PARTS)}")
-    sizes = ({"train_jets": 1000, "infer_jets": 500, "rounds": 2, "train_per_round": 1, "batch": 128,
+    sizes = ({"train_jets": 1000, "infer_jets": 500, "rounds": 2, "batch": 128,
               "infer_batch": 100}
              if args.quick else
-             {"train_jets": 4000, "infer_jets": 1000, "rounds": 4, "train_per_round": 3, "batch": 128,
+             {"train_jets": 4000, "infer_jets": 1000, "rounds": 4, "batch": 128,
               "infer_batch": 100})
     # the official size: batch 32 in training (a step at 128 x P = 128 needs several GB), fewer
     # rounds and jets (a few jets/s on one core)
-    official_sizes = dict(sizes, train_per_round=2, rounds=2, batch=32,
+    official_sizes = dict(sizes, rounds=2, batch=32, train_jets=sizes["train_jets"] // 4,
                           infer_jets=max(100, sizes["infer_jets"] // 5))
     out_path = Path(args.out)
     result = json.loads(out_path.read_text()) if out_path.exists() else {}
@@ -253,7 +265,8 @@ def main() -> None:
     result["sizes"] = {"cpu_default": sizes, "official": official_sizes}
     bm = _bench_model()
     weaver_class, why = bm.load_weaver(bm.WEAVER_DIR)
-    configs = {"cpu_default": bm.cpu_default_config(), "official": bm.official_config()}
+    configs = {"cpu_default": bm.cpu_default_config(), "official": bm.official_config(),
+               "cpu_default_detector": bm.cpu_default_config()}
     for part in parts:
         print(f"{part} ...", flush=True)
         if part == "memory":
@@ -263,7 +276,8 @@ def main() -> None:
         kind, name = part.split(":")
         config, length = configs[name]
         sz = official_sizes if name == "official" else sizes
-        entry = _stamp(training(bm, name, config, length, sz) if kind == "training"
+        entry = _stamp(training(bm, name, config, length, sz, DETECTOR.get(name, "none"))
+                       if kind == "training"
                        else inference(bm, name, config, length, sz, weaver_class, why))
         result[kind] = [e for e in result[kind] if e.get("config") != name] + [entry]
         print(json.dumps(entry), flush=True)
