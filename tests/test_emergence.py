@@ -250,14 +250,14 @@ def test_wrap_and_zero_padding_train_differently(tl_inputs, tmp_path, one_torch_
     assert _run_key(_params(tmp_path, "k", monitor_jets=123, pad_mode="zero")) == keys["zero"]
     # a zero-padded, plainly batched softmax run on particle-level jets (no weight decay, no
     # attention penalty) keeps the key of the settings before pad_mode, batching,
-    # weight_decay_mode, model.attention, train.attention_penalty and dataset.detector existed,
+    # weight_decay_mode, model.attention, train.attention_penalty, train.device and dataset.detector existed,
     # without the keys that only say where the data is read
     old_style = _params(tmp_path, "k", pad_mode="zero", batching="plain")
     legacy = old_style.to_dict()
     del legacy["features"]["pad_mode"]
     del legacy["model"]["attention"]
     for name in ("monitor_jets", "monitor_as_coded", "batching", "weight_decay_mode",
-                 "attention_penalty"):
+                 "attention_penalty", "device"):
         del legacy["train"][name]
     for name in ("cache_dir", "workers", "format", "detector"):
         del legacy["dataset"][name]
