@@ -147,7 +147,7 @@ class TrainResult:
     resumed_from: int | None
 
 
-def training_device(name: str, *, world: int = 1) -> torch.device:
+def training_device(name: str) -> torch.device:
     """The torch device ``train.device`` names. ``auto`` is the GPU when torch sees one, else
     the CPU; under torchrun each process takes the GPU of its ``LOCAL_RANK``.
 
@@ -169,8 +169,8 @@ def training_device(name: str, *, world: int = 1) -> torch.device:
         raise TrainingError(f"train.device = {name!r}: torch {torch.__version__} sees no CUDA "
                             "device (a CPU build of torch, or no GPU driver); use 'cpu' or "
                             "'auto'")
-    if name == "cuda":
-        index = int(os.environ.get("LOCAL_RANK", "0")) if world > 1 \
+    if name == "cuda":  # torchrun sets LOCAL_RANK for each of its processes
+        index = int(os.environ["LOCAL_RANK"]) if "LOCAL_RANK" in os.environ \
             else torch.cuda.current_device()
     else:
         index = int(name.split(":")[1])
@@ -393,8 +393,10 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
         raise TrainingError(f"epochs = {epochs!r}: must be a whole number >= 1")
     out_dir = Path(params.output.models)
     _check_output_dir(out_dir)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = training_device(tp.device if device is None else device, world=world)
+    device = training_device(tp.device if device is None else device)
+    # where the weights are computed, for the logs and sidecars (CPU runs keep the columns
+    # and keys they always had)
+    where = None if device.type == "cpu" else device_description(device)
     rank, world = _dist("nccl" if device.type == "cuda" else "gloo")
     if tp.threads:
         torch.set_num_threads(tp.threads)
@@ -503,15 +505,15 @@ def train(params, *, epochs: int | None = None, progress: bool | None = None,
                "train_accuracy": tot_correct / max(seen, 1), "val_loss": val_loss,
                "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": round(seconds, 2),
                "jets_per_s": round(seen * world / max(seconds, 1e-9), 1)}
-        if device.type != "cpu":  # CPU runs' logs keep the columns they always had
-            row["device"] = device_description(device)
+        if where:
+            row["device"] = where
         if penalty is not None:  # train_loss stays the cross-entropy, comparable across runs
             row["attention_penalty"] = tot_penalty / max(seen, 1)
         history.append(row)
         if rank == 0:
             extra = {"epoch": epoch + 1, "run_key": key, "config": model.config}
-            if device.type != "cpu":  # provenance: where the weights were computed
-                extra["device"] = device_description(device)
+            if where:
+                extra["device"] = where
             save_checkpoint(model, out_dir / f"epoch_{epoch + 1:03d}.pt", extra=extra)
             save_train_state(state_path, run_key=key, epoch=epoch + 1, optimizer=optimizer,
                              trimmer_calls=model.trimmer.calls, history=history,

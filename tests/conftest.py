@@ -149,6 +149,25 @@ def small_train_params_file(tmp_path, files, model=None, **train):
     return path
 
 
+def kill_after_first_epoch(params_file) -> None:
+    """Trains ``params_file`` in a child process and kills it (SIGKILL) once its first resume
+    state is on disk, as a crash would (the run writes to ``<its folder>/models``)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from partnb.params import load_params\nfrom partnb.train import train\n"
+            f"train(load_params({str(params_file)!r}), log=lambda *a: None)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    state = Path(params_file).parent / "models" / "train_state.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and not state.exists() and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def variant_params_file(tmp_path, name: str, changes: dict, dataset: str = "toplandscape"):
     """``params/<dataset>.yaml`` with ``changes`` ({"section.key": value}) written to
     ``tmp_path/<dataset>_<name>.yaml``, as a variant file of notebooks 11 and 12 is named."""

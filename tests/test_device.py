@@ -5,11 +5,6 @@ as an uninterrupted run (docs/training.md#training-on-a-gpu)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -19,7 +14,7 @@ from partnb.analysis.emergence import BINARY_COLUMN
 from partnb.params import ParamsError, load_params
 from partnb.train import TrainingError, _run_key, train, training_device
 
-from conftest import SMALL_TRAIN_MODEL, small_train_params_file
+from conftest import SMALL_TRAIN_MODEL, kill_after_first_epoch, small_train_params_file
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -104,20 +99,6 @@ def test_gpu_training_starts_from_the_cpu_weights_and_ends_close(tmp_path, topla
     assert monitor and all(0 <= r[BINARY_COLUMN] <= 1 for r in monitor)
 
 
-def _killed_after_an_epoch(pfile) -> None:
-    """Trains ``pfile`` in a child process and kills it (SIGKILL) once its first resume state
-    is on disk, as a crash would."""
-    code = ("from partnb.params import load_params\nfrom partnb.train import train\n"
-            f"train(load_params({str(pfile)!r}), log=lambda *a: None)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
-    state = pfile.parent / "models" / "train_state.pt"
-    deadline = time.time() + 300
-    while time.time() < deadline and not state.exists() and proc.poll() is None:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 @pytest.mark.parametrize("device", [
     "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU"))])
 def test_a_killed_run_resumed_ends_as_an_uninterrupted_one(tmp_path, toplandscape_sample, device):
@@ -136,7 +117,7 @@ def test_a_killed_run_resumed_ends_as_an_uninterrupted_one(tmp_path, toplandscap
         data["model"] = {**SMALL_TRAIN_MODEL, "dropout": 0.1}  # the random-number state matters
         path.write_text(yaml.safe_dump(data))
         paths[name] = path
-    _killed_after_an_epoch(paths["resumed"])
+    kill_after_first_epoch(paths["resumed"])
     models = tmp_path / "resumed" / "models"
     assert (models / "epoch_001.pt").exists() and not (models / "epoch_003.pt").exists()
     if device == "cuda":

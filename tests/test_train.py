@@ -6,10 +6,8 @@ Real torch training of a small ParT on generated Top-Landscape-like jets.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ from partnb.model.factory import model_from_params
 from partnb.params import load_params
 from partnb.train import Lookahead, TrainingError, _decay_groups, learning_rate, train
 
-from conftest import REPO, small_train_params_file
+from conftest import REPO, kill_after_first_epoch, small_train_params_file
 
 _params_file = small_train_params_file
 
@@ -69,15 +67,8 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path, toplandscape_sample)
     killed = tmp_path / "killed"
     killed.mkdir()
     pfile = _params_file(killed, files)
-    code = ("from partnb.params import load_params\nfrom partnb.train import train\n"
-            f"train(load_params({str(pfile)!r}), log=lambda *a: None)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    kill_after_first_epoch(pfile)
     models = killed / "models"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (models / "train_state.pt").exists():
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
     assert (models / "epoch_001.pt").exists() and not (models / "epoch_003.pt").exists()
     resumed = train(load_params(pfile), log=lambda *a: None)
     assert resumed.resumed_from in (1, 2)
