@@ -246,7 +246,8 @@ def load_train_state(path: Path) -> dict:
 
     Raises:
         TrainingError: the file cannot be read (truncated, corrupt, or holding anything but
-            tensors and plain containers) or lacks a key, naming the file.
+            tensors and plain containers), lacks a key, or has a key of the wrong type (the
+            GPU's ``cuda_rng`` included, when present), naming the file and the key.
     """
     remedy = "remove it (and the epoch files) to train from scratch"
     try:
@@ -274,8 +275,13 @@ def load_train_state(path: Path) -> dict:
     if not (isinstance(history, list) and all(isinstance(r, dict) for r in history)):
         raise TrainingError(f"{path}: resume state lacks a valid 'history'; {remedy}")
     out = {**{k: state[k] for k in _STATE_TYPES}, "history": history}
-    if isinstance(state.get("cuda_rng"), torch.Tensor) and state["cuda_rng"].dtype == torch.uint8:
-        out["cuda_rng"] = state["cuda_rng"]
+    if "cuda_rng" in state:  # written only by runs on a GPU; present means it must be valid
+        cuda_rng = state["cuda_rng"]
+        if not (isinstance(cuda_rng, torch.Tensor) and cuda_rng.dtype == torch.uint8
+                and cuda_rng.dim() == 1):
+            raise TrainingError(f"{path}: resume state has an invalid 'cuda_rng' (the GPU's RNG "
+                                f"state must be a 1-d uint8 tensor); {remedy}")
+        out["cuda_rng"] = cuda_rng
     return out
 
 

@@ -344,6 +344,20 @@ def test_truncated_train_state_refused(data, tmp_path, capsys):
     refused(capsys, ["train", path, "--epochs", "2"], "train_state.pt", "cannot read the resume state")
 
 
+@pytest.mark.parametrize("cuda_rng", [torch.zeros(16, dtype=torch.float32), "state",
+                                      torch.zeros((2, 8), dtype=torch.uint8)])
+def test_train_state_with_an_invalid_gpu_rng_refused(data, tmp_path, capsys, cuda_rng):
+    """A GPU run's resume state carries the GPU's RNG; a damaged one is named, not skipped
+    (skipping it would resume with different dropout masks on a GPU)."""
+    path, models = _trained(tmp_path, data)
+    state = torch.load(models / "train_state.pt", weights_only=True)
+    state["cuda_rng"] = cuda_rng
+    torch.save(state, models / "train_state.pt")
+    capsys.readouterr()
+    refused(capsys, ["train", path, "--epochs", "2"], "train_state.pt", "'cuda_rng'")
+    assert not (models / "epoch_002.pt").exists()
+
+
 def test_missing_epoch_checkpoint_on_resume_refused(data, tmp_path, capsys):
     path, models = _trained(tmp_path, data)
     (models / "epoch_001.pt").unlink()
