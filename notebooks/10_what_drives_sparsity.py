@@ -110,8 +110,10 @@ if panels:
 
 # %% [markdown]
 # ## Verdict
-# Which knob moves the binary-row fraction beyond three combined errors, and whether any
-# extrapolation reaches "binary" (half of all rows with a maximum ≥ 0.8):
+# Which knob moves the binary-row fraction beyond three combined errors, whether any
+# extrapolation reaches "binary" (half of all rows with a maximum ≥ 0.8), and which fits the
+# points themselves reject (χ²/dof above 3 with the points' errors: a single run whose fraction
+# rises and falls again follows neither form):
 
 # %%
 verdict = scaling.drivers_verdict([e for e in effects if e["metric"] == emergence.BINARY_COLUMN],

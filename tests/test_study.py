@@ -53,6 +53,53 @@ def test_logistic_recovers_a_known_step_and_saturates():
     assert row["fit"] == "logistic_log" and row["n_points"] == 11
 
 
+def test_a_zero_error_point_does_not_unweight_the_logistic_fit():
+    """An early monitor point with no binary row has value 0 and jackknife error 0. The fit
+    stays weighted by the other points' errors: its χ²/dof stays a χ² (about 1 for noise at
+    the stated errors), not the residual variance it became when one error was 0."""
+    rng = np.random.default_rng(1)
+    x = np.logspace(1, 4, 13)
+    c, k, m = 0.04, 4.0, 2.0
+    truth = c / (1 + np.exp(-k * (np.log10(x) - m)))
+    err = np.full_like(truth, 1e-3)
+    y = truth + rng.normal(0, err)
+    y[0], err[0] = 0.0, 0.0
+    fit = fit_logistic_log(x, y, err)
+    assert any("zero error" in n for n in fit.notes)
+    assert 0.2 < fit.chi2_per_dof < 3
+    value, lo, hi = fit.predict(1e6)
+    assert lo <= c <= hi or abs(value - c) < 3 * (hi - lo)
+    unweighted = fit_logistic_log(x, y)
+    assert "no point errors: covariance from the scatter" in unweighted.notes
+    power = fit_power_law(x[1:], y[1:], np.r_[0.0, err[2:]])
+    assert power.n_points == 12 and any("zero error" in n for n in power.notes)
+
+
+def test_drivers_verdict_names_movers_reach_and_rejected_forms():
+    from partnb.analysis.scaling import drivers_verdict
+
+    effects = [
+        {"knob": "width", "metric": "rows_max_ge_0.8", "from": 0.05, "to": 0.001, "significance": -4.2},
+        {"knob": "train_jets", "metric": "rows_max_ge_0.8", "from": 0.02, "to": 0.03, "significance": 1.1},
+    ]
+    extrap = [
+        {"fit": "power_law", "knob": "steps", "prediction": 0.6, "lo": 0.4, "hi": 0.9,
+         "chi2_per_dof": 40.0, "notes": "points of one run (correlated): interval too narrow"},
+        {"fit": "logistic_log", "knob": "steps", "prediction": 0.02, "lo": 0.01, "hi": 0.03,
+         "chi2_per_dof": 1.2, "notes": ""},
+        {"fit": "power_law", "knob": "train_jets", "prediction": 0.1, "lo": 0.0, "hi": 0.6,
+         "chi2_per_dof": 9.0, "notes": "no point errors: covariance from the scatter"},
+    ]
+    text = drivers_verdict(effects, extrap)
+    assert "width (0.05 → 0.001, -4.2σ)" in text and "train_jets (" not in text
+    assert "1 of 3 predictions reach 0.5" in text and "2 within their 68 % interval" in text
+    # the unweighted fit's 'chi2' is a residual variance: not judged
+    assert "reject the form of 1 of 2 weighted fits" in text and "power_law in steps (χ²/dof 40)" in text
+    quiet = drivers_verdict(effects[1:], extrap[1:2])
+    assert quiet.startswith("No knob moved it beyond 3σ (knobs with ≥ 2 points: train_jets)")
+    assert "reject" not in quiet
+
+
 def test_paper_scale_steps():
     assert PAPER_SCALE["jetclass"]["steps"] == 1_000_000
     assert PAPER_SCALE["toplandscape"]["jets"] == 1_200_000

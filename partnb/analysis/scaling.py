@@ -74,6 +74,20 @@ def _clean(x, y, yerr):
     return x[ok], y[ok], yerr[ok]
 
 
+def _floor_errors(yerr: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Points without a positive error among points with one get the smallest positive error.
+
+    A fraction measured as 0 (no binary row yet at an early monitor step) has a jackknife error
+    of 0; taken at face value it would either get infinite weight or, as before this floor,
+    turn the whole fit unweighted (its χ² then a residual variance, not a χ²)."""
+    good = np.isfinite(yerr) & (yerr > 0)
+    if good.all() or not good.any():
+        return yerr, []
+    floored = np.where(good, yerr, yerr[good].min())
+    return floored, [f"{int((~good).sum())} point(s) with zero error given the smallest point "
+                     f"error ({yerr[good].min():.2g})"]
+
+
 def fit_power_law(x: Sequence[float], y: Sequence[float], yerr: Sequence[float] | None = None) -> Fit:
     """y = a·xᵇ by weighted least squares of log₁₀ y on log₁₀ x (points with y ≤ 0 dropped:
     a power law cannot pass through 0). ``params`` = (log₁₀ a, b).
@@ -85,6 +99,8 @@ def fit_power_law(x: Sequence[float], y: Sequence[float], yerr: Sequence[float] 
     keep = y > 0
     notes = [] if keep.all() else [f"{int((~keep).sum())} point(s) with y <= 0 left out"]
     x, y, yerr = x[keep], y[keep], yerr[keep]
+    yerr, floored = _floor_errors(yerr)
+    notes += floored
     if len(x) < 2:
         raise ValueError(f"a power law needs two points with y > 0, got {len(x)}")
     lx, ly = np.log10(x), np.log10(y)
@@ -122,11 +138,12 @@ def fit_logistic_log(x: Sequence[float], y: Sequence[float], yerr: Sequence[floa
     if len(x) < 3:
         raise ValueError(f"a logistic needs three points, got {len(x)}")
     lx = np.log10(x)
+    yerr, notes = _floor_errors(yerr)
 
     def model(t, c, k, m):
         return c / (1 + np.exp(-k * (t - m)))
 
-    known = np.isfinite(yerr).all() and (yerr > 0).all()
+    known = bool(np.isfinite(yerr).all() and (yerr > 0).all())
     top = max(float(y.max()), 1e-12)
     p0 = (min(c_max, 1.5 * top), 2.0, float(np.median(lx)))
     try:
@@ -138,8 +155,9 @@ def fit_logistic_log(x: Sequence[float], y: Sequence[float], yerr: Sequence[floa
     dof = len(x) - 3
     resid = (y - model(lx, *params)) / (yerr if known else 1.0)
     chi2 = float(np.sum(resid**2) / dof) if dof > 0 else float("nan")
-    notes = []
-    if known and dof > 0 and chi2 > 1:
+    if not known:  # curve_fit scaled the covariance by the residual variance
+        notes.append("no point errors: covariance from the scatter")
+    elif dof > 0 and chi2 > 1:
         cov = cov * chi2
     if dof <= 0:
         notes.append("as many parameters as points: no check of the form")
@@ -222,10 +240,11 @@ def knob_effects(rows: Sequence[dict], knobs: Sequence[str], metric: str, *,
 
 
 def drivers_verdict(effects: Sequence[dict], extrapolations: Sequence[dict], *,
-                    threshold: float = 3.0, binary: float = 0.5) -> str:
+                    threshold: float = 3.0, binary: float = 0.5, bad_fit: float = 3.0) -> str:
     """A sentence from the knob effects (which change the metric by more than ``threshold``
     combined errors, largest first) and the extrapolations (does any prediction, or its upper
-    edge, reach ``binary``)."""
+    edge, reach ``binary``; which fits, weighted by their points' errors, have χ²/dof above
+    ``bad_fit``, i.e. a form the points reject)."""
     movers = sorted((e for e in effects if np.isfinite(e["significance"])
                      and abs(e["significance"]) >= threshold),
                     key=lambda e: -abs(e["significance"]))
@@ -245,6 +264,15 @@ def drivers_verdict(effects: Sequence[dict], extrapolations: Sequence[dict], *,
                  f"{best['prediction']:.3g} [{best['lo']:.3g}, {best['hi']:.3g}] ({best['fit']} in "
                  f"{best['knob']}); {len(reach)} of {len(preds)} predictions reach {binary:g} "
                  f"('binary'), {len(edge)} within their 68 % interval.")
+        weighted = [x for x in preds if np.isfinite(x.get("chi2_per_dof", np.nan))
+                    and "no point errors" not in x.get("notes", "")]
+        rejected = [x for x in weighted if x["chi2_per_dof"] > bad_fit]
+        if rejected:
+            named = ", ".join(f"{x['fit']} in {x['knob']} (χ²/dof {x['chi2_per_dof']:.3g})"
+                              for x in rejected)
+            text += (f" The points reject the form of {len(rejected)} of {len(weighted)} weighted "
+                     f"fits (χ²/dof > {bad_fit:g}): {named}; those predictions rest on a curve the "
+                     f"measurement does not follow.")
     return text
 
 
