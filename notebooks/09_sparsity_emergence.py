@@ -92,16 +92,19 @@ save_figure(sparsity_over_training(rows, epoch_rows, steps_per_epoch=steps_per_e
 
 # %% [markdown]
 # ## When, and how
-# Computed from the monitor log: the step by which half of the change in the binary-row
-# fraction happened, the same for the accuracy (and when it reached 90 % of its gain), the
-# largest share of the change between two consecutive monitor points, first and last values.
+# Computed from the monitor log: the shape of the binary-row fraction's curve (a rise, or a
+# rise and fall when its peak lies more than three combined errors above its last point), its
+# peak, the step by which half of its rise happened, the same for the accuracy (and when it
+# reached 90 % of its gain), the largest share of the rise between two consecutive monitor
+# points, first and last values.
 
 # %%
 summary = emergence.emergence_summary(rows)
 verdict = emergence.emergence_verdict(summary, dataset=params.name)
 binary, strict = emergence.BINARY_COLUMN, emergence.STRICT_COLUMN  # rows_max_ge_0.8, rows_max_ge_0.95
-keys = ["n_points", "last_step", "net_change", f"step_half_{binary}", "largest_jump_share",
-        "onset", "step_half_accuracy", "step_90_accuracy"]
+keys = ["n_points", "last_step", "net_change", "shape", f"peak_{binary}", f"step_peak_{binary}",
+        f"fall_{binary}_sigma", f"step_half_{binary}", "largest_jump_share", "onset",
+        "step_half_accuracy", "step_90_accuracy"]
 table = [{"quantity": k, "value": summary[k]} for k in keys]
 for column in (binary, f"{binary}_as_coded", strict,
                "median_row_max", "median_row_max_as_coded", "median_logit_gap",
@@ -218,6 +221,8 @@ if len(variants) > 1:
 # 1. In `09_emergence_summary.csv`, did the fraction of rows with max ≥ 0.8 rise before or
 #    after the probe accuracy reached 90 % of its gain (`step_half_rows_max_ge_0.8` against
 #    `step_90_accuracy`)? Was the rise sudden or gradual (`onset`, `largest_jump_share`)?
+#    Did the fraction keep its peak, or fall back (`shape`, `peak_rows_max_ge_0.8`,
+#    `fall_rows_max_ge_0.8_sigma`)?
 # 2. At the last point, how far is the median top-two logit gap from the ~5 a binary row
 #    needs over ~50 keys? How fast was it still growing over the last decade of steps
 #    (`09_sparsity_emergence.csv`)?

@@ -308,6 +308,36 @@ def test_emergence_summary_on_a_known_curve():
     assert np.isnan(emergence_summary(steady)["step_90_accuracy"])
 
 
+def test_a_rise_and_fall_is_named_and_timed_on_its_rise():
+    """The fraction peaks and falls back well beyond its errors (as the QG and JetClass-like
+    runs do): the summary names the shape and the peak, times the rise up to the peak (the net
+    change would put "half of the change" at a step before most of the rise), and the verdict
+    says the sharpening does not last. Within the errors, the same curve is a plain rise."""
+    from partnb.analysis.emergence import emergence_summary, emergence_verdict
+
+    steps = [0, 10, 30, 100, 300, 1000, 3000]
+    values = [0.0, 0.0, 0.01, 0.03, 0.04, 0.02, 0.008]
+    rows = [{"step": s, "rows_max_ge_0.8": v, "rows_max_ge_0.8_err": 0.001,
+             "probe_accuracy": 0.5 + 0.1 * k, "median_logit_gap": 0.2,
+             "rows_max_ge_0.8_as_coded": v} for k, (s, v) in enumerate(zip(steps, values, strict=True))]
+    summary = emergence_summary(rows)
+    assert summary["shape"] == "rise and fall"
+    assert summary["peak_rows_max_ge_0.8"] == 0.04 and summary["step_peak_rows_max_ge_0.8"] == 300
+    assert summary["fall_rows_max_ge_0.8_sigma"] == pytest.approx(0.032 / (0.001 * np.sqrt(2)))
+    # half of the rise (0.02) between 30 (0.01) and 100 (0.03); the net change (0.008) would
+    # give a step between 10 and 30
+    assert summary["step_half_rows_max_ge_0.8"] == pytest.approx(10 ** (np.log10(30) + 0.5 * np.log10(100 / 30)))
+    assert summary["largest_jump_share"] == pytest.approx(0.5)
+    assert summary["net_change"] == pytest.approx(0.008)
+    text = emergence_verdict(summary, dataset="toy")
+    assert "to a peak of 4.00 % at step 300" in text and "fell back to 0.80 %" in text
+    assert "Half of the rise came" in text
+    noisy = [{**r, "rows_max_ge_0.8_err": 0.02} for r in rows]
+    assert emergence_summary(noisy)["shape"] == "rise"
+    flat = [{**r, "rows_max_ge_0.8": 0.0} for r in rows]
+    assert emergence_summary(flat)["shape"] == "no rise"
+
+
 def test_as_coded_interaction_counter_equals_the_monitor(tl_inputs, one_torch_thread):
     """06's D′/N′ (InteractionCounter on the as-coded capture) and the monitor's as-coded
     columns count the same computations the same way; the correct reading is unchanged by

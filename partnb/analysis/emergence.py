@@ -336,17 +336,24 @@ def _crossing(steps: np.ndarray, values: np.ndarray, level: float) -> float:
     return float(10 ** (x[k - 1] + frac * (x[k] - x[k - 1])))
 
 
-def emergence_summary(rows: list[dict], metric: str = BINARY_COLUMN) -> dict:
+def emergence_summary(rows: list[dict], metric: str = BINARY_COLUMN, *, fall_sigma: float = 3.0) -> dict:
     """When and how the attention sharpened over a run, computed from its monitor log.
 
     * ``step_half_<metric>``: first step at which ``metric`` made half of its net change from
-      the first to the last monitor point (log-linear interpolation between points);
+      the first to the last monitor point (to the peak for a rise and fall, below; log-linear
+      interpolation between points);
     * ``step_half_accuracy``, ``step_90_accuracy``: the same for the probe accuracy, at half
       and 90 % of its gain (when the accuracy "saturates");
     * ``largest_jump_share``: the largest change of ``metric`` between two consecutive monitor
       points as a share of the net change, and ``onset``: "sudden" when one interval between
       log-spaced points holds at least half of the change after a flat start (less than 10 %
       of the change in the first half of the log-step range), else "gradual";
+    * ``peak_<metric>`` and ``step_peak_<metric>``: the largest value and where it was, and
+      ``shape``: "rise and fall" when the peak lies more than ``fall_sigma`` combined jackknife
+      errors (``<metric>_err`` of the two points, in quadrature) above the last point, "rise"
+      when the metric grew otherwise, "no rise" when it did not. For a rise and fall the
+      half-way step, the largest jump and the onset describe the rise, from the first point
+      to the peak (the net change would mix the rise with the fall);
     * the first and last values of every monitored quantity (``first_*``, ``last_*``).
     """
     steps = np.array([r["step"] for r in rows], float)
@@ -354,10 +361,22 @@ def emergence_summary(rows: list[dict], metric: str = BINARY_COLUMN) -> dict:
     rows = [rows[i] for i in order]
     steps = steps[order]
     values = np.array([r.get(metric, np.nan) for r in rows], float)
+    errors = np.array([r.get(f"{metric}_err", np.nan) for r in rows], float)
     acc = np.array([r.get("probe_accuracy", np.nan) for r in rows], float)
     out: dict = {"metric": metric, "n_points": len(rows), "last_step": float(steps[-1])}
     change = values[-1] - values[0]
     out["net_change"] = float(change)
+    top = int(np.nanargmax(values)) if np.isfinite(values).any() else len(values) - 1
+    out[f"peak_{metric}"] = float(values[top])
+    out[f"step_peak_{metric}"] = float(steps[top])
+    fall = values[top] - values[-1]
+    fall_err = float(np.hypot(errors[top], errors[-1]))
+    out[f"fall_{metric}_sigma"] = float(fall / fall_err) if fall_err > 0 else float("nan")
+    rise_and_fall = bool(fall_err > 0 and fall > fall_sigma * fall_err and values[top] > values[0])
+    out["shape"] = "rise and fall" if rise_and_fall else "rise" if change > 0 else "no rise"
+    if rise_and_fall:  # describe the rise, up to the peak
+        steps, values = steps[: top + 1], values[: top + 1]
+        change = values[-1] - values[0]
     if change > 0:
         out[f"step_half_{metric}"] = _crossing(steps, values, values[0] + 0.5 * change)
         jumps = np.diff(values) / change
@@ -370,6 +389,7 @@ def emergence_summary(rows: list[dict], metric: str = BINARY_COLUMN) -> dict:
         out[f"step_half_{metric}"] = float("nan")
         out["largest_jump_share"] = float("nan")
         out["onset"] = "none (no increase)"
+    steps = np.array([r["step"] for r in rows], float)  # the accuracy over the whole run
     gain = acc[-1] - acc[0]
     out["step_half_accuracy"] = _crossing(steps, acc, acc[0] + 0.5 * gain) if gain > 0 else float("nan")
     out["step_90_accuracy"] = _crossing(steps, acc, acc[0] + 0.9 * gain) if gain > 0 else float("nan")
@@ -385,12 +405,23 @@ def emergence_verdict(summary: dict, *, dataset: str) -> str:
     last, first = summary[f"last_{m}"], summary[f"first_{m}"]
     coded = summary.get(f"last_{m}_as_coded", float("nan"))
     half, sat = summary[f"step_half_{m}"], summary["step_90_accuracy"]
-    parts = [f"{dataset}: rows with max weight ≥ 0.8 went from {100 * first:.2f} % to "
-             f"{100 * last:.2f} % over {summary['last_step']:.0f} steps ({summary['onset']} onset"
-             + (f", half of the change by step {half:.0f}" if np.isfinite(half) else "") + ")."]
+    if summary.get("shape") == "rise and fall":
+        parts = [f"{dataset}: rows with max weight ≥ 0.8 rose from {100 * first:.2f} % to a peak "
+                 f"of {100 * summary[f'peak_{m}']:.2f} % at step {summary[f'step_peak_{m}']:.0f} "
+                 f"({summary['onset']} onset"
+                 + (f", half of the rise by step {half:.0f}" if np.isfinite(half) else "")
+                 + f") and fell back to {100 * last:.2f} % by step {summary['last_step']:.0f} "
+                 f"({summary[f'fall_{m}_sigma']:.0f} combined errors below the peak): the "
+                 "sharpening does not last."]
+        what = "the rise"
+    else:
+        parts = [f"{dataset}: rows with max weight ≥ 0.8 went from {100 * first:.2f} % to "
+                 f"{100 * last:.2f} % over {summary['last_step']:.0f} steps ({summary['onset']} onset"
+                 + (f", half of the change by step {half:.0f}" if np.isfinite(half) else "") + ")."]
+        what = "the sharpening"
     if np.isfinite(half) and np.isfinite(sat):
         when = "before" if half < sat else "after"
-        parts.append(f"Half of the sharpening came {when} the probe accuracy reached 90 % of its "
+        parts.append(f"Half of {what} came {when} the probe accuracy reached 90 % of its "
                      f"gain (step {sat:.0f}).")
     binary = 0.5  # "binary" attention: most rows nearly one-hot
     parts.append(f"At the end {100 * last:.2f} % of rows are ≥ 0.8 correctly captured and "
