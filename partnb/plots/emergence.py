@@ -127,9 +127,17 @@ def runs_compared(runs: dict, *, title: str | None = None):
     return fig
 
 
+#: x-axis names of the grid's knobs (the epochs knob is drawn against its optimiser steps)
+KNOB_LABELS = {"train_jets": "training jets", "epochs": "optimiser steps (epochs knob)",
+               "width": "embedding width d", "classes": "classes", "padding": "training padding",
+               "detector": "detector", "weight_decay": "weight decay",
+               "weight_decay_mode": "weight decay mode"}
+
+
 def knob_panels(series_by_knob: dict, metric_label: str, *, title: str | None = None):
     """One panel per knob: ``metric`` against the knob's value (error bars: probe-set jackknife
     and seed spread in quadrature). ``series_by_knob``: knob -> list of {x, y, err}."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
     knobs = [k for k, s in series_by_knob.items() if s]
@@ -142,10 +150,14 @@ def knob_panels(series_by_knob: dict, metric_label: str, *, title: str | None = 
         x = [p["x"] for p in s] if numeric else list(range(len(s)))
         ax.errorbar(x, [p["y"] for p in s], yerr=[p["err"] for p in s], fmt="o-", ms=4, capsize=2)
         if numeric and knob in ("train_jets", "epochs"):
+            # log axis ticked at the points themselves (matplotlib's minor labels overlapped
+            # within one decade)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.set_xticks(x, [f"{v:,.0f}".replace(",", " ") for v in x])
         if not numeric:
             ax.set_xticks(x, labels)
-        ax.set_xlabel(knob)
+        ax.set_xlabel(KNOB_LABELS.get(knob, knob))
         ax.set_ylabel(metric_label)
     if not knobs:
         axes[0][0].text(0.5, 0.5, "no finished grid point", ha="center", transform=axes[0][0].transAxes)
