@@ -75,6 +75,20 @@ def test_a_zero_error_point_does_not_unweight_the_logistic_fit():
     assert power.n_points == 12 and any("zero error" in n for n in power.notes)
 
 
+def test_a_fractions_interval_stays_within_zero_and_one():
+    """Three points fix a logistic exactly: its delta-method interval at 100M jets is wide and
+    symmetric, and for a fraction it is cut at 0 and 1 (the JetClass-like jets fit reached
+    -0.27 before); a logit gap is not a fraction and keeps its interval."""
+    fit = fit_logistic_log([4e3, 1.6e4, 6.4e4], [0.0225, 0.0283, 0.0147], [0.01, 0.0103, 0.0101])
+    value, lo, hi = fit.predict(1e8)
+    assert lo < 0  # the raw interval
+    row = extrapolation_row("rows_max_ge_0.8", "train_jets", fit, 1e8)
+    assert row["lo"] == 0.0 and row["prediction"] == pytest.approx(max(value, 0.0))
+    assert row["hi"] == pytest.approx(min(hi, 1.0))
+    free = extrapolation_row("median_logit_gap", "train_jets", fit, 1e8, cap=None)
+    assert free["lo"] == pytest.approx(lo)
+
+
 def test_drivers_verdict_names_movers_reach_and_rejected_forms():
     from partnb.analysis.scaling import drivers_verdict
 

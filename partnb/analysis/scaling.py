@@ -168,10 +168,11 @@ def fit_logistic_log(x: Sequence[float], y: Sequence[float], yerr: Sequence[floa
 
 def extrapolation_row(metric: str, knob: str, fit: Fit, x0: float, *, cap: float | None = 1.0) -> dict:
     """One row of ``10_extrapolation.csv``: ``metric, knob, fit, n_points, prediction, lo, hi``
-    (+ the point ``x0`` and notes); a fraction is capped at ``cap``."""
+    (+ the point ``x0`` and notes); a fraction (``cap`` given) is kept within [0, ``cap``]: a
+    symmetric delta-method interval can otherwise reach below 0."""
     value, lo, hi = fit.predict(x0)
     if cap is not None:
-        value, lo, hi = (min(v, cap) for v in (value, lo, hi))
+        value, lo, hi = (min(max(v, 0.0), cap) for v in (value, lo, hi))
     return {"metric": metric, "knob": knob, "fit": fit.form, "n_points": fit.n_points,
             "prediction": value, "lo": lo, "hi": hi, "at": x0,
             "chi2_per_dof": fit.chi2_per_dof, "notes": "; ".join(fit.notes)}
