@@ -359,7 +359,7 @@ def emergence_summary(rows: list[dict], metric: str = BINARY_COLUMN, *, fall_sig
     steps = np.array([r["step"] for r in rows], float)
     order = np.argsort(steps, kind="stable")
     rows = [rows[i] for i in order]
-    steps = steps[order]
+    steps = all_steps = steps[order]
     values = np.array([r.get(metric, np.nan) for r in rows], float)
     errors = np.array([r.get(f"{metric}_err", np.nan) for r in rows], float)
     acc = np.array([r.get("probe_accuracy", np.nan) for r in rows], float)
@@ -389,10 +389,9 @@ def emergence_summary(rows: list[dict], metric: str = BINARY_COLUMN, *, fall_sig
         out[f"step_half_{metric}"] = float("nan")
         out["largest_jump_share"] = float("nan")
         out["onset"] = "none (no increase)"
-    steps = np.array([r["step"] for r in rows], float)  # the accuracy over the whole run
-    gain = acc[-1] - acc[0]
-    out["step_half_accuracy"] = _crossing(steps, acc, acc[0] + 0.5 * gain) if gain > 0 else float("nan")
-    out["step_90_accuracy"] = _crossing(steps, acc, acc[0] + 0.9 * gain) if gain > 0 else float("nan")
+    gain = acc[-1] - acc[0]  # the accuracy over the whole run, also for a rise and fall
+    out["step_half_accuracy"] = _crossing(all_steps, acc, acc[0] + 0.5 * gain) if gain > 0 else float("nan")
+    out["step_90_accuracy"] = _crossing(all_steps, acc, acc[0] + 0.9 * gain) if gain > 0 else float("nan")
     for column in MONITOR_COLUMNS:
         out[f"first_{column}"] = rows[0].get(column, float("nan"))
         out[f"last_{column}"] = rows[-1].get(column, float("nan"))
