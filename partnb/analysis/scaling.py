@@ -74,6 +74,11 @@ def _clean(x, y, yerr):
     return x[ok], y[ok], yerr[ok]
 
 
+#: the note of a fit made without point errors (covariance from the scatter): its
+#: ``chi2_per_dof`` is a residual variance, not a χ², so the verdict does not judge its form
+UNWEIGHTED = "no point errors: covariance from the scatter"
+
+
 def _floor_errors(yerr: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Points without a positive error among points with one get the smallest positive error.
 
@@ -116,7 +121,7 @@ def fit_power_law(x: Sequence[float], y: Sequence[float], yerr: Sequence[float] 
     chi2 = float(np.sum(w * resid**2) / dof) if dof > 0 else float("nan")
     if not known:
         cov = cov * (chi2 if dof > 0 else np.nan)
-        notes.append("no point errors: covariance from the scatter")
+        notes.append(UNWEIGHTED)
     elif dof > 0 and chi2 > 1:
         cov = cov * chi2
     if dof <= 0:
@@ -156,7 +161,7 @@ def fit_logistic_log(x: Sequence[float], y: Sequence[float], yerr: Sequence[floa
     resid = (y - model(lx, *params)) / (yerr if known else 1.0)
     chi2 = float(np.sum(resid**2) / dof) if dof > 0 else float("nan")
     if not known:  # curve_fit scaled the covariance by the residual variance
-        notes.append("no point errors: covariance from the scatter")
+        notes.append(UNWEIGHTED)
     elif dof > 0 and chi2 > 1:
         cov = cov * chi2
     if dof <= 0:
@@ -266,7 +271,7 @@ def drivers_verdict(effects: Sequence[dict], extrapolations: Sequence[dict], *,
                  f"{best['knob']}); {len(reach)} of {len(preds)} predictions reach {binary:g} "
                  f"('binary'), {len(edge)} within their 68 % interval.")
         weighted = [x for x in preds if np.isfinite(x.get("chi2_per_dof", np.nan))
-                    and "no point errors" not in x.get("notes", "")]
+                    and UNWEIGHTED not in x.get("notes", "")]
         rejected = [x for x in weighted if x["chi2_per_dof"] > bad_fit]
         if rejected:
             named = ", ".join(f"{x['fit']} in {x['knob']} (χ²/dof {x['chi2_per_dof']:.3g})"
